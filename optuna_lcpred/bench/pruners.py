@@ -1,0 +1,231 @@
+"""Pruner specs for the benchmark: ``name[:option=value,...]`` to an Optuna pruner.
+
+Built-in names: ``nop``, ``median``, ``percentile`` (or ``percentileNN``, e.g. ``percentile25``),
+``sha`` (alias ``asha``), ``hyperband``, ``threshold``, ``patient`` (wraps a median pruner).
+Options are the pruner's own keyword arguments. Values read as int, float, bool (``true``/
+``false``), ``none`` or text; a step-valued option (``n_warmup_steps``, ``interval_steps``,
+``min_resource``, ``max_resource``, ``patience``) may be given as a percentage of the table's
+steps, e.g. ``n_warmup_steps=10%``. Other packages (the prediction pruner) add names with
+:func:`register_pruner`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+import optuna
+
+
+__all__ = [
+    "PrunerSpec",
+    "PrunerSpecError",
+    "available_pruners",
+    "make_pruner",
+    "parse_pruner_list",
+    "parse_pruner_spec",
+    "register_pruner",
+]
+
+PrunerFactory = Callable[..., optuna.pruners.BasePruner]
+
+_STEP_OPTIONS = frozenset(
+    {"n_warmup_steps", "interval_steps", "min_resource", "max_resource", "patience"}
+)
+_NAME = re.compile(r"^[a-z][a-z0-9_+\-]*$")
+_PERCENTILE_ALIAS = re.compile(r"^percentile(\d+(?:\.\d+)?)$")
+
+
+class PrunerSpecError(ValueError):
+    """A pruner spec that names no known pruner or passes an option it does not take."""
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    """A parsed pruner spec.
+
+    Attributes:
+        text: The spec as written; the key of its results.
+        name: The pruner name.
+        options: Option values as written (text).
+    """
+
+    text: str
+    name: str
+    options: dict[str, str] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, PrunerFactory] = {}
+
+
+def register_pruner(name: str, factory: PrunerFactory) -> None:
+    """Make ``name`` usable in specs; ``factory(**options)`` returns a pruner.
+
+    Args:
+        name: Lower-case name, letters, digits, ``_``, ``+`` and ``-``.
+        factory: A callable taking the spec's options as keyword arguments.
+    """
+    if not _NAME.match(name) or name == "oracle":
+        raise ValueError(
+            f"pruner name must match {_NAME.pattern} and not be 'oracle', got {name!r}"
+        )
+    _REGISTRY[name] = factory
+
+
+def available_pruners() -> list[str]:
+    """Registered pruner names (``percentileNN`` aliases not listed)."""
+    return sorted(_REGISTRY)
+
+
+def parse_pruner_spec(text: str) -> PrunerSpec:
+    """Parse one ``name[:key=value,...]`` spec."""
+    text = text.strip()
+    name, _, rest = text.partition(":")
+    name = name.strip().lower()
+    if not name:
+        raise PrunerSpecError(f"empty pruner name in spec {text!r}")
+    options: dict[str, str] = {}
+    if rest.strip():
+        for item in rest.split(","):
+            key, eq, value = item.partition("=")
+            key = key.strip()
+            if not eq or not key:
+                raise PrunerSpecError(
+                    f"pruner spec {text!r}: option {item.strip()!r} must look like key=value"
+                )
+            if key in options:
+                raise PrunerSpecError(f"pruner spec {text!r}: option {key!r} given twice")
+            options[key] = value.strip()
+    return PrunerSpec(text=text, name=name, options=options)
+
+
+def parse_pruner_list(texts: str | Iterable[str]) -> list[PrunerSpec]:
+    """Parse a comma-separated list of specs, e.g. ``"nop,median,percentile:percentile=25,
+    n_warmup_steps=5"``: a ``key=value`` item without ``:`` continues the spec before it.
+
+    ``oracle`` may be listed but is dropped: the benchmark always computes it. Duplicates are an
+    error.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    pieces: list[str] = []
+    for text in texts:
+        for item in text.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if "=" in item and ":" not in item.split("=", 1)[0]:
+                if not pieces:
+                    raise PrunerSpecError(f"option {item!r} comes before any pruner name")
+                joiner = "," if ":" in pieces[-1] else ":"
+                pieces[-1] = f"{pieces[-1]}{joiner}{item}"
+            else:
+                pieces.append(item)
+    specs = [parse_pruner_spec(piece) for piece in pieces]
+    specs = [s for s in specs if not (s.name == "oracle" and not s.options)]
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.text in seen:
+            raise PrunerSpecError(f"pruner spec {spec.text!r} is listed twice")
+        seen.add(spec.text)
+        _factory_for(spec)  # fail early on unknown names
+    return specs
+
+
+def make_pruner(spec: PrunerSpec | str, n_steps: int) -> optuna.pruners.BasePruner:
+    """A fresh pruner for a spec, on a table with ``n_steps`` report steps.
+
+    Raises:
+        PrunerSpecError: Unknown name, an option the pruner does not take, or a value it rejects.
+    """
+    if isinstance(spec, str):
+        spec = parse_pruner_spec(spec)
+    factory, fixed = _factory_for(spec)
+    options: dict[str, Any] = dict(fixed)
+    for key, text in spec.options.items():
+        options[key] = _parse_value(key, text, n_steps, spec)
+    accepted = _accepted_options(factory)
+    if accepted is not None:
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise PrunerSpecError(
+                f"pruner spec {spec.text!r}: {spec.name!r} does not take option(s) "
+                f"{', '.join(unknown)}; it takes {', '.join(sorted(accepted)) or 'none'}"
+            )
+    try:
+        return factory(**options)
+    except (TypeError, ValueError) as error:
+        raise PrunerSpecError(f"pruner spec {spec.text!r}: {error}") from None
+
+
+def _factory_for(spec: PrunerSpec) -> tuple[PrunerFactory, dict[str, Any]]:
+    if spec.name in _REGISTRY:
+        return _REGISTRY[spec.name], {}
+    match = _PERCENTILE_ALIAS.match(spec.name)
+    if match:
+        if "percentile" in spec.options:
+            raise PrunerSpecError(
+                f"pruner spec {spec.text!r}: the name already fixes percentile={match.group(1)}"
+            )
+        return _REGISTRY["percentile"], {"percentile": float(match.group(1))}
+    raise PrunerSpecError(
+        f"unknown pruner {spec.name!r} in spec {spec.text!r}; known: "
+        f"{', '.join(available_pruners())}, percentileNN"
+    )
+
+
+def _accepted_options(factory: PrunerFactory) -> set[str] | None:
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    }
+
+
+def _parse_value(key: str, text: str, n_steps: int, spec: PrunerSpec) -> Any:
+    lowered = text.lower()
+    if key in _STEP_OPTIONS and text.endswith("%"):
+        try:
+            percent = float(text[:-1])
+        except ValueError:
+            raise PrunerSpecError(
+                f"pruner spec {spec.text!r}: {key}={text!r} is not a percentage"
+            ) from None
+        return max(0, round(percent / 100.0 * n_steps))
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _patient(*, patience: int = 3, min_delta: float = 0.0, **median_options: Any) -> Any:
+    return optuna.pruners.PatientPruner(
+        optuna.pruners.MedianPruner(**median_options), patience=patience, min_delta=min_delta
+    )
+
+
+register_pruner("nop", optuna.pruners.NopPruner)
+register_pruner("median", optuna.pruners.MedianPruner)
+register_pruner("percentile", optuna.pruners.PercentilePruner)
+register_pruner("sha", optuna.pruners.SuccessiveHalvingPruner)
+register_pruner("asha", optuna.pruners.SuccessiveHalvingPruner)
+register_pruner("hyperband", optuna.pruners.HyperbandPruner)
+register_pruner("threshold", optuna.pruners.ThresholdPruner)
+register_pruner("patient", _patient)

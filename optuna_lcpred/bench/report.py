@@ -1,0 +1,118 @@
+"""Human-readable benchmark output: a text table and a regret-against-epochs plot."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from optuna_lcpred.bench.metrics import regret
+from optuna_lcpred.bench.runner import BenchReport
+from optuna_lcpred.bench.runner import RunSummary
+from optuna_lcpred.bench.runner import TableReport
+
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+
+__all__ = ["format_report", "regret_trajectory", "save_plot"]
+
+
+def format_report(report: BenchReport) -> str:
+    """One block per table: each pruner's epochs fraction (median over seeds, with the seeds'
+    range) and regret (mean over seeds, with the worst seed), oracle last."""
+    lines: list[str] = []
+    for table in report.tables:
+        worker_word = "worker" if table.workers == 1 else "workers"
+        lines.append(
+            f"{table.name}: T={table.n_steps} steps, {table.n_trials} of {table.n_rows} trials "
+            f"drawn, {len(table.seeds)} seeds, {table.workers} {worker_word}"
+        )
+        width = max(12, *(len(name) for name in table.runs))
+        lines.append(
+            f"  {'pruner':<{width}}  {'epochs_fraction':>15}  {'(seed range)':>13}  "
+            f"{'regret':>8}  {'(worst)':>8}"
+        )
+        for name, runs in table.runs.items():
+            fractions = [r.epochs_fraction for r in runs]
+            regrets = [r.regret for r in runs]
+            lines.append(
+                f"  {name:<{width}}  {table.epochs_fraction(name):>15.4f}  "
+                f"{min(fractions):>6.3f}-{max(fractions):<6.3f}  "
+                f"{table.regret(name):>8.4f}  {max(regrets):>8.4f}"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def regret_trajectory(
+    run: RunSummary, n_trials: int, n_steps: int, grid: np.ndarray
+) -> np.ndarray:
+    """Regret of the best trial completed so far, at each epochs fraction in ``grid``.
+
+    Before the first completion the regret is that of finding nothing (see
+    :func:`~optuna_lcpred.bench.metrics.regret`).
+    """
+    budget = float(n_trials * n_steps)
+    out = np.empty_like(grid, dtype=np.float64)
+    completions = sorted(run.completions)
+    positions = np.array([steps / budget for steps, _ in completions])
+    best_so_far = np.minimum.accumulate([final for _, final in completions]) if completions else []
+    regrets = [regret([best], run.drawn_finals) for best in best_so_far]
+    nothing = regret([], run.drawn_finals)
+    for i, x in enumerate(grid):
+        k = int(np.searchsorted(positions, x, side="right")) if completions else 0
+        out[i] = regrets[k - 1] if k > 0 else nothing
+    return out
+
+
+def save_plot(report: BenchReport, path: str | Path) -> None:
+    """Write a PNG: for each table, mean regret over seeds against the epochs fraction trained
+    so far, one line per pruner; a dot marks where each pruner ends.
+
+    Raises:
+        ImportError: matplotlib is not installed (``pip install "optuna-lcpred[plot]"``).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise ImportError('--plot needs matplotlib: pip install "optuna-lcpred[plot]"') from error
+    n = len(report.tables)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
+    grid = np.geomspace(1e-3, 1.0, 300)
+    for ax, table in zip(axes.flat, report.tables, strict=False):
+        _plot_table(ax, table, grid)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_table(ax: Axes, table: TableReport, grid: np.ndarray) -> None:
+    for name, runs in table.runs.items():
+        curves = np.array(
+            [regret_trajectory(r, table.n_trials, table.n_steps, grid) for r in runs]
+        )
+        mean = np.mean(np.minimum(curves, 1.5), axis=0)
+        end = table.epochs_fraction(name)
+        visible = grid <= max(end, grid[0])
+        style = {"linestyle": "--", "color": "black"} if name == "oracle" else {}
+        (line,) = ax.plot(grid[visible], mean[visible], label=name, **style)
+        ax.plot([end], [table.regret(name)], "o", color=line.get_color())
+    ax.set_xscale("log")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel("epochs trained (fraction of training every trial fully)")
+    ax.set_ylabel("regret (mean over seeds)")
+    ax.set_title(f"{table.name}, {table.workers} worker{'' if table.workers == 1 else 's'}")
+    ax.grid(True, which="both", alpha=0.3)

@@ -1,0 +1,235 @@
+"""The benchmark: every pruner on every table over several seeds, plus the oracle."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+import numpy as np
+
+from optuna_lcpred.bench.metrics import epochs_fraction
+from optuna_lcpred.bench.metrics import oracle_outcome
+from optuna_lcpred.bench.metrics import regret
+from optuna_lcpred.bench.pruners import PrunerSpec
+from optuna_lcpred.bench.pruners import make_pruner
+from optuna_lcpred.bench.pruners import parse_pruner_spec
+from optuna_lcpred.bench.replay import draw_rows
+from optuna_lcpred.bench.replay import replay
+from optuna_lcpred.curves import CurveTable
+
+
+__all__ = ["ORACLE", "BenchReport", "RunSummary", "TableReport", "run_benchmark"]
+
+ORACLE = "oracle"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One (table, pruner, seed) run, reduced to what reports and plots need.
+
+    Attributes:
+        seed: The seed.
+        epochs_fraction: Steps trained over ``n_trials * n_steps``.
+        regret: Normalised regret of the best completed trial.
+        completions: ``(cumulative steps, final value)`` of each trial that completed, in the
+            order they completed.
+        drawn_finals: The final values of all drawn trials.
+        states: Count of trials by end state.
+        makespan: Simulated time until the last trial ended.
+    """
+
+    seed: int
+    epochs_fraction: float
+    regret: float
+    completions: tuple[tuple[int, float], ...]
+    drawn_finals: tuple[float, ...]
+    states: dict[str, int]
+    makespan: int
+
+
+@dataclass
+class TableReport:
+    """Results for one table: per pruner spec (and ``oracle``), one summary per seed."""
+
+    name: str
+    n_steps: int
+    n_rows: int
+    n_trials: int
+    seeds: list[int]
+    workers: int
+    runs: dict[str, list[RunSummary]] = field(default_factory=dict)
+
+    def epochs_fraction(self, pruner: str) -> float:
+        """Median over seeds."""
+        return float(np.median([r.epochs_fraction for r in self.runs[pruner]]))
+
+    def regret(self, pruner: str) -> float:
+        """Mean over seeds."""
+        return float(np.mean([r.regret for r in self.runs[pruner]]))
+
+
+@dataclass
+class BenchReport:
+    """The whole benchmark; :meth:`to_json` gives the documented JSON layout."""
+
+    tables: list[TableReport]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"tables": {stem: {"T", "n_trials", "seeds", "workers", "results": {...}}}}``."""
+        out: dict[str, Any] = {}
+        for table in self.tables:
+            results: dict[str, Any] = {}
+            for pruner, runs in table.runs.items():
+                results[pruner] = {
+                    "epochs_fraction": table.epochs_fraction(pruner),
+                    "regret": _json_float(table.regret(pruner)),
+                    "epochs_fraction_per_seed": [r.epochs_fraction for r in runs],
+                    "regret_per_seed": [_json_float(r.regret) for r in runs],
+                    "makespan_per_seed": [r.makespan for r in runs],
+                    "states": _sum_states(runs),
+                }
+            out[table.name] = {
+                "T": table.n_steps,
+                "n_trials": table.n_trials,
+                "seeds": len(table.seeds),
+                "workers": table.workers,
+                "seed_values": table.seeds,
+                "results": results,
+            }
+        return {"tables": out}
+
+
+def run_benchmark(
+    tables: Sequence[CurveTable],
+    pruners: Sequence[PrunerSpec | str],
+    *,
+    n_trials: int = 150,
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    workers: int = 1,
+    jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> BenchReport:
+    """Replay every pruner on every table for every seed; the oracle is always added.
+
+    Args:
+        tables: Curve tables; each must have at least ``n_trials`` rows.
+        pruners: Pruner specs (see :mod:`optuna_lcpred.bench.pruners`).
+        n_trials: Trials drawn per seed, without replacement.
+        seeds: The seeds; seed ``s`` draws the same rows for every pruner.
+        workers: Simulated workers running trials at once.
+        jobs: Processes running replays in parallel (results do not depend on it).
+        progress: Called with the number of replays just finished.
+
+    Raises:
+        ValueError: A table has too few rows, or a spec is invalid (checked before any replay).
+    """
+    specs = [parse_pruner_spec(p) if isinstance(p, str) else p for p in pruners]
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    reports: list[TableReport] = []
+    tasks: list[tuple[int, CurveTable, PrunerSpec, int]] = []
+    for table in tables:  # validate everything before any work
+        for spec in specs:
+            make_pruner(spec, table.n_steps)
+        if n_trials > table.n_trials:
+            raise ValueError(
+                f"table {table.name!r} has {table.n_trials} rows; cannot draw n_trials={n_trials} "
+                "without replacement"
+            )
+    for index, table in enumerate(tables):
+        report = TableReport(
+            name=table.name,
+            n_steps=table.n_steps,
+            n_rows=table.n_trials,
+            n_trials=n_trials,
+            seeds=list(seeds),
+            workers=workers,
+        )
+        report.runs = {spec.text: [] for spec in specs}
+        report.runs[ORACLE] = [_oracle_run(table, n_trials, seed) for seed in seeds]
+        reports.append(report)
+        tasks.extend((index, table, spec, seed) for spec in specs for seed in seeds)
+
+    def collect(results: Any) -> None:
+        for (index, _table, spec, _seed), summary in zip(tasks, results, strict=True):
+            reports[index].runs[spec.text].append(summary)
+            if progress is not None:
+                progress(1)
+
+    args = [(table, spec, seed, n_trials, workers) for _, table, spec, seed in tasks]
+    if jobs == 1 or len(args) <= 1:
+        collect(_run_one(*a) for a in args)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            collect(pool.map(_run_one_packed, args, chunksize=1))
+    for report in reports:
+        report.runs = {k: sorted(v, key=lambda r: r.seed) for k, v in report.runs.items()}
+        oracle = report.runs.pop(ORACLE)
+        report.runs[ORACLE] = oracle
+    return BenchReport(reports)
+
+
+def _run_one_packed(args: tuple[CurveTable, PrunerSpec, int, int, int]) -> RunSummary:
+    return _run_one(*args)
+
+
+def _run_one(
+    table: CurveTable, spec: PrunerSpec, seed: int, n_trials: int, workers: int
+) -> RunSummary:
+    result = replay(
+        table,
+        make_pruner(spec, table.n_steps),
+        n_trials=n_trials,
+        seed=seed,
+        workers=workers,
+        label=spec.text,
+    )
+    completions = tuple(
+        (t.cumulative_steps, t.final) for t in result.trials if t.state == "COMPLETE"
+    )
+    states: dict[str, int] = {}
+    for trial in result.trials:
+        states[trial.state] = states.get(trial.state, 0) + 1
+    return RunSummary(
+        seed=seed,
+        epochs_fraction=result.epochs_fraction,
+        regret=result.regret,
+        completions=completions,
+        drawn_finals=result.drawn_finals,
+        states=states,
+        makespan=result.makespan,
+    )
+
+
+def _oracle_run(table: CurveTable, n_trials: int, seed: int) -> RunSummary:
+    finals = table.final_values[draw_rows(table, n_trials, seed)]
+    outcome = oracle_outcome(finals, table.n_steps)
+    completed = [float(finals[i]) for i in outcome.completed]
+    return RunSummary(
+        seed=seed,
+        epochs_fraction=epochs_fraction(outcome.steps_trained, n_trials, table.n_steps),
+        regret=regret(completed, finals),
+        completions=tuple(zip(outcome.completion_steps, completed, strict=True)),
+        drawn_finals=tuple(float(v) for v in finals),
+        states={"COMPLETE": len(completed), "PRUNED": n_trials - len(completed)},
+        makespan=outcome.steps_trained,
+    )
+
+
+def _sum_states(runs: Sequence[RunSummary]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for run in runs:
+        for state, count in run.states.items():
+            total[state] = total.get(state, 0) + count
+    return total
+
+
+def _json_float(value: float) -> float | None:
+    return value if math.isfinite(value) else None

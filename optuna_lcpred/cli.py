@@ -1,0 +1,349 @@
+"""The ``optuna-lcpred`` command line: ``bench``, ``evaluate``, ``export-curves``.
+
+One class per command, registered in ``_COMMANDS``; data goes to stdout, logs and progress to
+stderr. A usage mistake prints a one-line error and exits 1 (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from optuna_lcpred import __version__
+from optuna_lcpred.curves import CurveTable
+from optuna_lcpred.curves import CurveTableError
+from optuna_lcpred.curves import read_curve_table
+
+
+_logger = logging.getLogger("optuna.lcpred.cli")
+
+DEFAULT_PRUNERS = "nop,median,percentile25,sha,hyperband"
+
+
+class CLIUsageError(Exception):
+    """A mistake in how the command was called."""
+
+
+class _BaseCommand:
+    help = ""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        raise NotImplementedError
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        raise NotImplementedError
+
+
+class _Bench(_BaseCommand):
+    help = "Replay curve tables under pruners and report epochs saved and regret."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "tables",
+            nargs="+",
+            metavar="TABLE",
+            help="curve table CSV files, folders of them, or a bundled table name (mlpf_delphes)",
+        )
+        parser.add_argument(
+            "--pruners",
+            action="append",
+            metavar="SPECS",
+            help="comma-separated pruner specs name[:key=value,...] "
+            f"(default: {DEFAULT_PRUNERS}); the oracle is always added",
+        )
+        parser.add_argument("--trials", type=int, default=150, help="trials drawn per seed")
+        parser.add_argument("--seeds", type=int, default=5, help="number of seeds")
+        parser.add_argument("--first-seed", type=int, default=0, help="seeds run from this one")
+        parser.add_argument("--workers", type=int, default=1, help="simulated parallel workers")
+        parser.add_argument(
+            "--jobs", type=int, default=1, help="processes running replays in parallel"
+        )
+        parser.add_argument("--json", metavar="OUT", help="write results as JSON ('-': stdout)")
+        parser.add_argument("--plot", metavar="OUT.png", help="write a regret-vs-epochs plot")
+        parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from tqdm import tqdm
+
+        from optuna_lcpred.bench.pruners import parse_pruner_list
+        from optuna_lcpred.bench.report import format_report
+        from optuna_lcpred.bench.report import save_plot
+        from optuna_lcpred.bench.runner import run_benchmark
+
+        _check_positive(trials=args.trials, seeds=args.seeds, workers=args.workers, jobs=args.jobs)
+        if args.plot:
+            _check_matplotlib()
+        specs = parse_pruner_list(args.pruners or [DEFAULT_PRUNERS])
+        tables = _load_tables(args.tables)
+        total = len(tables) * len(specs) * args.seeds
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        with tqdm(
+            total=total,
+            desc="replays",
+            unit="replay",
+            file=sys.stderr,
+            disable=True if args.no_progress else None,
+        ) as bar:
+            report = run_benchmark(
+                tables,
+                specs,
+                n_trials=args.trials,
+                seeds=seeds,
+                workers=args.workers,
+                jobs=args.jobs,
+                progress=bar.update,
+            )
+        data = report.to_json()
+        if args.json == "-":
+            _dump_json(data, sys.stdout)
+        else:
+            print(format_report(report))
+            if args.json:
+                _write_json(data, args.json)
+        if args.plot:
+            save_plot(report, args.plot)
+            _logger.info("Wrote %s", args.plot)
+        return 0
+
+
+class _Evaluate(_BaseCommand):
+    help = "Cross-validate final-value predictors on curve tables (R^2, Spearman, MAE)."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("tables", nargs="+", metavar="TABLE", help="curve tables (as bench)")
+        parser.add_argument(
+            "--predictors", default="last,linear,powerlaw", help="comma-separated predictor names"
+        )
+        parser.add_argument(
+            "--fractions", default="0.1,0.25,0.5", help="fractions of the curve observed"
+        )
+        parser.add_argument("--folds", type=int, default=5, help="grouped K-fold splits")
+        parser.add_argument("--seed", type=int, default=0, help="seeds the fold assignment")
+        parser.add_argument("--json", metavar="OUT", help="write results as JSON ('-': stdout)")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from optuna_lcpred.bench.evaluate import available_predictors
+        from optuna_lcpred.bench.evaluate import evaluate_table
+
+        predictors = [p.strip() for p in args.predictors.split(",") if p.strip()]
+        unknown = [p for p in predictors if p not in available_predictors()]
+        if not predictors or unknown:
+            raise CLIUsageError(
+                f"--predictors {args.predictors!r}: unknown {', '.join(unknown) or '(empty)'}; "
+                f"known: {', '.join(available_predictors())}"
+            )
+        fractions = []
+        for text in args.fractions.split(","):
+            try:
+                fractions.append(float(text))
+            except ValueError:
+                raise CLIUsageError(
+                    f"--fractions: {text.strip()!r} is not a number; expected e.g. 0.1,0.25,0.5"
+                ) from None
+        tables = _load_tables(args.tables)
+        results = {
+            table.name: evaluate_table(
+                table, predictors, fractions, folds=args.folds, seed=args.seed
+            )
+            for table in tables
+        }
+        data = {"tables": _nan_to_none(results)}
+        if args.json == "-":
+            _dump_json(data, sys.stdout)
+            return 0
+        for table in tables:
+            print(f"{table.name}: T={table.n_steps}, {table.n_trials} trials, {args.folds} folds")
+            print(f"  {'predictor':<12} {'fraction':>8} {'R^2':>8} {'Spearman':>9} {'MAE':>11}")
+            for name in predictors:
+                for fraction, scores in results[table.name][name].items():
+                    print(
+                        f"  {name:<12} {fraction:>8} {scores['r2']:>8.4f} "
+                        f"{scores['spearman']:>9.4f} {scores['mae']:>11.5g}"
+                    )
+            print()
+        if args.json:
+            _write_json(data, args.json)
+        return 0
+
+
+class _ExportCurves(_BaseCommand):
+    help = "Write an Optuna study's learning curves (intermediate values) as a curve table."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("out", metavar="OUT.csv", help="the table to write ('-': stdout)")
+        parser.add_argument(
+            "--storage",
+            default=os.environ.get("OPTUNA_STORAGE"),
+            help="storage URL, e.g. sqlite:///study.db (default: $OPTUNA_STORAGE)",
+        )
+        parser.add_argument("--study", help="study name (optional if the storage has one study)")
+        parser.add_argument(
+            "--states",
+            default="complete,pruned,fail",
+            help="trial states to export, comma-separated (default: complete,pruned,fail)",
+        )
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from optuna.trial import TrialState
+
+        from optuna_lcpred.curves import study_to_curve_table
+        from optuna_lcpred.curves import write_curve_table
+        from optuna_lcpred.storage import open_storage
+
+        if not args.storage:
+            raise CLIUsageError("--storage is required (or set OPTUNA_STORAGE)")
+        states = []
+        for text in args.states.split(","):
+            try:
+                states.append(TrialState[text.strip().upper()])
+            except KeyError:
+                names = ", ".join(s.name.lower() for s in TrialState)
+                raise CLIUsageError(
+                    f"--states: unknown state {text.strip()!r}; expected some of {names}"
+                ) from None
+        storage = open_storage(args.storage)
+        study_name = args.study
+        if study_name is None:
+            summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+            names = [s.study_name for s in summaries]
+            if len(names) != 1:
+                raise CLIUsageError(
+                    f"--study is required: the storage holds {len(names)} studies "
+                    f"({', '.join(names) or 'none'})"
+                )
+            study_name = names[0]
+        try:
+            study = optuna.load_study(study_name=study_name, storage=storage)
+        except KeyError:
+            raise CLIUsageError(f"--study {study_name!r}: no such study in the storage") from None
+        table = study_to_curve_table(study, states=states)
+        if args.out == "-":
+            write_curve_table(table, sys.stdout)
+        else:
+            write_curve_table(table, args.out)
+            print(
+                f"Wrote {table.n_trials} trials x {table.n_steps} steps of study "
+                f"{study_name!r} to {args.out}",
+                file=sys.stderr,
+            )
+        return 0
+
+
+_COMMANDS: dict[str, type[_BaseCommand]] = {
+    "bench": _Bench,
+    "evaluate": _Evaluate,
+    "export-curves": _ExportCurves,
+}
+
+
+def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    common = argparse.ArgumentParser(add_help=False)
+    verbosity = common.add_mutually_exclusive_group()
+    verbosity.add_argument("-v", "--verbose", action="store_true", help="log more")
+    verbosity.add_argument("-q", "--quiet", action="store_true", help="log only errors")
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser = argparse.ArgumentParser(
+        prog="optuna-lcpred",
+        description="Learning-curve prediction pruning for Optuna: benchmarks and tools.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parsers = {}
+    for name, command_class in _COMMANDS.items():
+        command = command_class()
+        child = sub.add_parser(name, help=command.help, description=command.help, parents=[common])
+        command.add_arguments(child)
+        child.set_defaults(handler=command)
+        parsers[name] = child
+    return parser, parsers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``optuna-lcpred``; returns the exit code."""
+    parser, parsers = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 1
+    if args.verbose:
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+    else:
+        optuna.logging.set_verbosity(
+            optuna.logging.ERROR if args.quiet else optuna.logging.WARNING
+        )
+    try:
+        return int(args.handler.take_action(args))
+    except (CLIUsageError, CurveTableError, FileNotFoundError, ValueError, ImportError) as error:
+        if args.debug:
+            raise
+        print(f"optuna-lcpred {args.command}: error: {error}", file=sys.stderr)
+        if isinstance(error, CLIUsageError):
+            parsers[args.command].print_usage(sys.stderr)
+        return 1
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise CLIUsageError(f"--{name} must be >= 1, got {value}")
+
+
+def _check_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CLIUsageError('--plot needs matplotlib: pip install "optuna-lcpred[plot]"') from None
+
+
+def _load_tables(specs: Sequence[str]) -> list[CurveTable]:
+    files: list[str | Path] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(path.glob("*.csv"))
+            if not found:
+                raise CLIUsageError(f"folder {spec!r} holds no .csv curve table")
+            files.extend(found)
+        else:
+            files.append(spec)
+    tables = [read_curve_table(f) for f in files]
+    names = [t.name for t in tables]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise CLIUsageError(f"two tables share the name(s) {', '.join(duplicates)}")
+    return tables
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _dump_json(data: Any, handle: Any) -> None:
+    json.dump(_nan_to_none(data), handle, indent=2, allow_nan=False)
+    handle.write("\n")
+
+
+def _write_json(data: Any, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        _dump_json(data, handle)
+    _logger.info("Wrote %s", path)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Feature matrices for learning-curve predictors (pure NumPy, no Optuna).
+
+A predictor's input ``X`` is the observed part of each curve, ``n_steps`` columns for report
+steps ``0 .. n_steps-1`` (NaN where a value is missing), optionally followed by encoded
+hyperparameters (:func:`encode_hyperparameters`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+
+__all__ = ["encode_hyperparameters", "last_finite", "observed_prefix"]
+
+
+def last_finite(curves: np.ndarray) -> np.ndarray:
+    """The last finite value of each row (NaN for a row with none).
+
+    Example:
+        >>> last_finite(np.array([[3.0, 2.0, np.nan], [np.nan, np.nan, np.nan]]))
+        array([ 2., nan])
+    """
+    curves = np.asarray(curves, dtype=np.float64)
+    if curves.ndim != 2:
+        raise ValueError(f"curves must be 2-D (trials, steps), got shape {curves.shape}")
+    finite = np.isfinite(curves)
+    if curves.shape[1] == 0:
+        return np.full(curves.shape[0], np.nan)
+    last = curves.shape[1] - 1 - np.argmax(finite[:, ::-1], axis=1)
+    out = curves[np.arange(curves.shape[0]), last]
+    out[~finite.any(axis=1)] = np.nan
+    return out
+
+
+def observed_prefix(curves: np.ndarray, n_steps: int) -> np.ndarray:
+    """The first ``n_steps`` columns of ``curves`` (a copy), checked for shape.
+
+    Example:
+        >>> observed_prefix(np.arange(6.0).reshape(2, 3), 2)
+        array([[0., 1.],
+               [3., 4.]])
+    """
+    curves = np.asarray(curves, dtype=np.float64)
+    if curves.ndim != 2:
+        raise ValueError(f"curves must be 2-D (trials, steps), got shape {curves.shape}")
+    if not 1 <= n_steps <= curves.shape[1]:
+        raise ValueError(f"n_steps must be in [1, {curves.shape[1]}], got {n_steps}")
+    return curves[:, :n_steps].copy()
+
+
+def encode_hyperparameters(params: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Hyperparameters as a numeric matrix, one row per trial.
+
+    Numeric columns pass through, on a log10 scale when all values are positive and span at
+    least two decades; missing values take the column mean. Text columns become one-hot
+    blocks (a missing value is all zeros). Column order follows ``params``.
+
+    Example:
+        >>> encode_hyperparameters({"lr": np.array([1e-4, 1e-2]), "act": np.array(["a", "b"],
+        ...     dtype=object)})
+        array([[-4.,  1.,  0.],
+               [-2.,  0.,  1.]])
+    """
+    blocks: list[np.ndarray] = []
+    n_rows: int | None = None
+    for key, values in params.items():
+        values = np.asarray(values)
+        if n_rows is None:
+            n_rows = values.shape[0]
+        elif values.shape[0] != n_rows:
+            raise ValueError(f"parameter {key!r} has {values.shape[0]} rows, expected {n_rows}")
+        if values.dtype == object:
+            choices = sorted({v for v in values.tolist() if v is not None}, key=str)
+            block = np.array([[v == c for c in choices] for v in values.tolist()], dtype=float)
+            blocks.append(block.reshape(values.shape[0], len(choices)))
+            continue
+        column = values.astype(np.float64)
+        finite = np.isfinite(column)
+        if finite.any():
+            low, high = column[finite].min(), column[finite].max()
+            if low > 0 and high / low >= 100.0:
+                column = np.where(finite, np.log10(np.where(finite, column, 1.0)), np.nan)
+            column = np.where(finite, column, column[finite].mean())
+        else:
+            column = np.zeros_like(column)
+        blocks.append(column[:, None])
+    if not blocks:
+        return np.zeros((0 if n_rows is None else n_rows, 0))
+    return np.hstack(blocks)

@@ -1,0 +1,68 @@
+"""The predictor protocol: scikit-learn regressors over partial learning curves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.base import RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import validate_data
+
+
+__all__ = ["CurvePredictor"]
+
+
+class CurvePredictor(RegressorMixin, BaseEstimator):
+    """Base of the learning-curve predictors: predicts a trial's final value.
+
+    ``X`` holds one row per trial: the observed curve for report steps ``0 .. n_steps-1``
+    (NaN where a value is missing), then any hyperparameter features. ``y`` is the final value.
+    Subclasses implement ``_fit(curves, extra, y)`` and ``_predict(curves, extra)``.
+
+    Parameters
+    ----------
+    n_steps : int or None, default=None
+        How many leading columns of ``X`` are the observed curve; None means all of them.
+    """
+
+    def __init__(self, *, n_steps: int | None = None) -> None:
+        self.n_steps = n_steps
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def fit(self, X: Any, y: Any) -> CurvePredictor:
+        """Fit on observed curves ``X`` and final values ``y``; returns the fitted predictor."""
+        X, y = validate_data(
+            self, X, y, dtype=np.float64, ensure_all_finite="allow-nan", y_numeric=True
+        )
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y (the final values) must be finite; drop diverged trials first")
+        curves, extra = self._split(X)
+        self._fit(curves, extra, y)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted final value for each row of ``X``, shape ``(n_samples,)``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
+        curves, extra = self._split(X)
+        return np.asarray(self._predict(curves, extra), dtype=np.float64)
+
+    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n_steps = X.shape[1] if self.n_steps is None else int(self.n_steps)
+        if not 1 <= n_steps <= X.shape[1]:
+            raise ValueError(
+                f"n_steps must be in [1, {X.shape[1]}] (the columns of X), got {self.n_steps!r}"
+            )
+        return X[:, :n_steps], X[:, n_steps:]
+
+    def _fit(self, curves: np.ndarray, extra: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _predict(self, curves: np.ndarray, extra: np.ndarray) -> np.ndarray:
+        raise NotImplementedError

@@ -1,0 +1,54 @@
+"""Storage URLs as the command line takes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
+
+__all__ = ["open_storage"]
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def open_storage(url: str) -> str | BaseStorage:
+    """What Optuna should open for ``url``.
+
+    - ``dialect://...`` (``sqlite:///x.db``, ``postgresql://...``, ``mysql://...``): an RDB URL,
+      returned as is for Optuna to open.
+    - ``journal:PATH``, or a path to an existing file that is not an SQLite database: Optuna's
+      ``JournalStorage`` on a ``JournalFileBackend`` at that path.
+    - A path to an existing SQLite database file: ``sqlite:///PATH``.
+
+    Raises:
+        ValueError: ``url`` is empty, or a plain path to a file that does not exist.
+    """
+    if not url:
+        raise ValueError("storage URL is empty; expected e.g. sqlite:///study.db")
+    if "://" in url:
+        return url
+    if url.startswith("journal:"):
+        return _journal(url[len("journal:") :])
+    path = Path(url)
+    if not path.is_file():
+        raise ValueError(
+            f"storage {url!r} is neither a database URL (sqlite:///..., postgresql://...) nor "
+            "an existing file; use journal:PATH for a new journal file"
+        )
+    with open(path, "rb") as handle:
+        if handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC:
+            return f"sqlite:///{path}"
+    return _journal(str(path))
+
+
+def _journal(path: str) -> BaseStorage:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    if not path:
+        raise ValueError("journal: needs a file path, e.g. journal:./study.log")
+    return JournalStorage(JournalFileBackend(path))

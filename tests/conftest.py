@@ -1,0 +1,48 @@
+"""Shared fixtures: small learning-curve tables made here, no files from outside the repo."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optuna_lcpred.curves import CurveTable
+
+
+def make_table(
+    n_trials: int = 40,
+    n_steps: int = 12,
+    *,
+    seed: int = 0,
+    diverged: int = 0,
+    noise: float = 0.0,
+    name: str = "synthetic",
+) -> CurveTable:
+    """Power-law learning curves ``a + b s^-c`` with mixed hyperparameter types.
+
+    The asymptote ``a`` (the final loss, nearly) falls with the learning rate's distance from
+    1e-2, so the hyperparameters carry information. The last ``diverged`` rows turn NaN from a
+    random step on.
+    """
+    rng = np.random.default_rng(seed)
+    lr = 10.0 ** rng.uniform(-4, -1, n_trials)
+    width = rng.choice([16, 32, 64], n_trials).astype(np.int64)
+    activation = np.array(rng.choice(["relu", "tanh"], n_trials), dtype=object)
+    a = 0.2 + 0.3 * np.abs(np.log10(lr) + 2.0) + rng.uniform(0.0, 0.2, n_trials)
+    b = rng.uniform(0.5, 2.0, n_trials)
+    c = rng.uniform(0.3, 1.5, n_trials)
+    s = np.arange(1, n_steps + 1)
+    curves = a[:, None] + b[:, None] * s[None, :] ** -c[:, None]
+    curves = curves + noise * rng.standard_normal(curves.shape)
+    for row in range(n_trials - diverged, n_trials):
+        curves[row, rng.integers(1, n_steps) :] = np.nan
+    return CurveTable(
+        params={"lr": lr, "width": width, "activation": activation},
+        steps=np.arange(n_steps),
+        curves=curves,
+        name=name,
+    )
+
+
+@pytest.fixture
+def table() -> CurveTable:
+    return make_table()

@@ -1,0 +1,119 @@
+"""The real entry point, run as a user would: ``optuna-lcpred`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from optuna_lcpred.curves import read_curve_table
+from optuna_lcpred.curves import write_curve_table
+from tests.conftest import make_table
+
+
+def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "optuna_lcpred.cli", *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def table_file(tmp_path: Path) -> Path:
+    path = tmp_path / "small.csv"
+    write_curve_table(make_table(n_trials=30, n_steps=10, diverged=3, noise=0.01), path)
+    return path
+
+
+def test_version() -> None:
+    out = cli("--version")
+    assert out.stdout.startswith("optuna-lcpred ")
+
+
+def test_bench_writes_table_json_and_plot(table_file: Path, tmp_path: Path) -> None:
+    out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
+    run = cli(
+        "bench", str(table_file), "--pruners", "nop,percentile:percentile=25,n_warmup_steps=2",
+        "--trials", "20", "--seeds", "2", "--workers", "3",
+        "--json", str(out_json), "--plot", str(out_png),
+    )  # fmt: skip
+    assert "oracle" in run.stdout and "percentile:percentile=25,n_warmup_steps=2" in run.stdout
+    data = json.loads(out_json.read_text())
+    entry = data["tables"]["small"]
+    assert (entry["T"], entry["n_trials"], entry["seeds"], entry["workers"]) == (10, 20, 2, 3)
+    assert set(entry["results"]) == {"nop", "percentile:percentile=25,n_warmup_steps=2", "oracle"}
+    assert entry["results"]["nop"]["epochs_fraction"] == 1.0
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_json_to_stdout(table_file: Path) -> None:
+    run = cli("bench", str(table_file), "--pruners", "median", "--trials", "10", "--seeds",
+              "1", "--json", "-")  # fmt: skip
+    assert set(json.loads(run.stdout)["tables"]["small"]["results"]) == {"median", "oracle"}
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--pruners", "bogus"], "unknown pruner 'bogus'"),
+        (["--pruners", "median:warmup=3"], "does not take option(s) warmup"),
+        (["--trials", "31"], "has 30 rows; cannot draw n_trials=31"),
+        (["--workers", "0"], "--workers must be >= 1, got 0"),
+    ],
+)
+def test_bench_usage_errors_exit_1_and_say_why(
+    table_file: Path, args: list[str], needle: str
+) -> None:
+    run = cli("bench", str(table_file), *args, check=False)
+    assert run.returncode == 1
+    assert needle in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_bench_missing_and_malformed_tables(tmp_path: Path) -> None:
+    run = cli("bench", str(tmp_path / "missing.csv"), check=False)
+    assert run.returncode == 1 and "missing.csv" in run.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("param_a,loss_0\n1,oops\n")
+    run = cli("bench", str(bad), check=False)
+    assert run.returncode == 1 and "bad.csv, line 2 (trial row 1), column 'loss_0'" in run.stderr
+
+
+def test_evaluate_json(table_file: Path) -> None:
+    run = cli("evaluate", str(table_file), "--predictors", "last,linear,powerlaw",
+              "--fractions", "0.2,0.5", "--folds", "3", "--json", "-")  # fmt: skip
+    data = json.loads(run.stdout)["tables"]["small"]
+    assert set(data) == {"last", "linear", "powerlaw"}
+    for by_fraction in data.values():
+        assert set(by_fraction) == {"0.2", "0.5"}
+        for scores in by_fraction.values():
+            assert set(scores) == {"r2", "spearman", "mae"}
+
+
+def test_evaluate_rejects_unknown_predictor(table_file: Path) -> None:
+    run = cli("evaluate", str(table_file), "--predictors", "last,oracle", check=False)
+    assert run.returncode == 1 and "unknown oracle" in run.stderr
+
+
+def test_export_curves_from_sqlite(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    study = optuna.create_study(study_name="exp", storage=storage)
+    for value in (0.3, 0.2):
+        trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        for step in range(3):
+            trial.report(value + 1.0 / (step + 1), step)
+        study.tell(trial, value)
+    out = tmp_path / "exp.csv"
+    cli("export-curves", "--storage", storage, str(out))  # the only study: no --study needed
+    table = read_curve_table(out)
+    assert table.n_trials == 2 and table.steps.tolist() == [0, 1, 2]
+    assert table.curves[1].tolist() == [1.2, 0.2 + 1 / 2, 0.2 + 1 / 3]
+    run = cli("export-curves", "--storage", storage, "--study", "nope", str(out), check=False)
+    assert run.returncode == 1 and "'nope'" in run.stderr

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from optuna_lcpred.bench.pruners import PrunerSpecError
+from optuna_lcpred.bench.pruners import make_pruner
+from optuna_lcpred.bench.pruners import parse_pruner_list
+from optuna_lcpred.bench.pruners import parse_pruner_spec
+
+
+def test_list_keeps_options_with_their_pruner() -> None:
+    specs = parse_pruner_list("nop,median,percentile:percentile=25,n_warmup_steps=5,sha")
+    assert [s.text for s in specs] == [
+        "nop",
+        "median",
+        "percentile:percentile=25,n_warmup_steps=5",
+        "sha",
+    ]
+    assert specs[2].options == {"percentile": "25", "n_warmup_steps": "5"}
+
+
+def test_oracle_is_always_computed_so_listing_it_is_ignored() -> None:
+    assert [s.text for s in parse_pruner_list("nop,oracle")] == ["nop"]
+
+
+def test_built_in_names_make_optuna_pruners() -> None:
+    assert isinstance(make_pruner("nop", 10), optuna.pruners.NopPruner)
+    assert isinstance(make_pruner("median", 10), optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner("sha", 10), optuna.pruners.SuccessiveHalvingPruner)
+    assert isinstance(make_pruner("hyperband", 10), optuna.pruners.HyperbandPruner)
+    percentile = make_pruner("percentile25", 10)
+    assert isinstance(percentile, optuna.pruners.PercentilePruner)
+    assert percentile._percentile == 25.0  # the alias fixes the percentile
+
+
+def test_option_values_and_percentages_of_the_table_steps() -> None:
+    pruner = make_pruner(parse_pruner_spec("median:n_startup_trials=3,n_warmup_steps=10%"), 52)
+    assert pruner._n_startup_trials == 3
+    assert pruner._n_warmup_steps == 5  # round(0.10 * 52)
+    hyperband = make_pruner("hyperband:max_resource=100%,reduction_factor=2", 52)
+    assert hyperband._max_resource == 52
+
+
+@pytest.mark.parametrize(
+    ("spec", "needles"),
+    [
+        ("bogus", ["unknown pruner 'bogus'", "median"]),
+        ("median:bogus=1", ["'median' does not take option(s) bogus", "n_warmup_steps"]),
+        ("median:n_warmup_steps=-1", ["median:n_warmup_steps=-1", "-1"]),
+        ("percentile25:percentile=30", ["already fixes percentile=25"]),
+        ("median:n_warmup_steps", ["must look like key=value"]),
+        ("median:n_warmup_steps=x%", ["not a percentage"]),
+    ],
+)
+def test_bad_specs_say_what_is_wrong(spec: str, needles: list[str]) -> None:
+    with pytest.raises(PrunerSpecError) as info:
+        make_pruner(spec, 10)
+    for needle in needles:
+        assert needle in str(info.value)
+
+
+def test_duplicates_and_orphan_options_are_rejected() -> None:
+    with pytest.raises(PrunerSpecError, match="listed twice"):
+        parse_pruner_list("median,median")
+    with pytest.raises(PrunerSpecError, match="before any pruner name"):
+        parse_pruner_list("n_warmup_steps=3,median")

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+import numpy as np
+import optuna
+import pytest
+
+from optuna_lcpred.bench.metrics import oracle_outcome
+from optuna_lcpred.bench.metrics import regret
+from optuna_lcpred.bench.replay import draw_rows
+from optuna_lcpred.bench.replay import replay
+from optuna_lcpred.bench.runner import run_benchmark
+from optuna_lcpred.curves import CurveTable
+from optuna_lcpred.curves import read_curve_table
+from tests.conftest import make_table
+
+
+def test_nop_trains_every_step_and_reports_the_curves(table: CurveTable) -> None:
+    storage = optuna.storages.InMemoryStorage()
+    result = replay(
+        table, optuna.pruners.NopPruner(), n_trials=30, seed=1, workers=3, storage=storage
+    )
+    assert result.steps_trained == 30 * table.n_steps
+    assert result.epochs_fraction == 1.0 and result.regret == 0.0
+    assert {t.state for t in result.trials} == {"COMPLETE"}
+    # The real study holds every trial, its parameters and its whole curve.
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    by_number = {t.number: t for t in result.trials}
+    assert len(study.trials) == 30
+    for frozen in study.trials:
+        row = by_number[frozen.number].row
+        assert frozen.params == table.row_params(row)
+        reported = [frozen.intermediate_values[int(s)] for s in table.steps]
+        np.testing.assert_array_equal(reported, table.curves[row])
+        assert frozen.value == table.curves[row, -1]
+
+
+def test_same_seed_same_result_other_seed_other_draw(table: CurveTable) -> None:
+    def run(seed: int) -> tuple:
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=3)
+        return replay(table, pruner, n_trials=25, seed=seed, workers=2).trials
+
+    assert run(7) == run(7)  # deterministic: draw, clock and pruning decisions
+    assert [t.row for t in run(7)] != [t.row for t in run(8)]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 4, 7])
+def test_workers_total_steps_concurrency_and_no_idle_worker(workers: int) -> None:
+    table = make_table(n_trials=30, n_steps=10, seed=3, noise=0.01)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2)
+    result = replay(table, pruner, n_trials=30, seed=0, workers=workers)
+    assert len(result.trials) == 30 and len({t.row for t in result.trials}) == 30
+    # The total trained is the sum over trials, and a trial trains one step per time unit.
+    assert result.steps_trained == sum(t.steps_trained for t in result.trials)
+    assert all(t.end - t.start == t.steps_trained for t in result.trials)
+    # Never more than W trials at once; a worker starts its next trial when the last one ends.
+    for now in range(result.makespan + 1):
+        assert sum(t.start <= now < t.end for t in result.trials) <= workers
+    per_worker = defaultdict(list)
+    for trial in result.trials:
+        per_worker[trial.worker].append(trial)
+    assert len(per_worker) == workers
+    for trials in per_worker.values():
+        trials.sort(key=lambda t: t.start)
+        assert trials[0].start == 0
+        assert all(a.end == b.start for a, b in itertools.pairwise(trials))
+
+
+def test_nop_makespan_divides_by_workers() -> None:
+    table = make_table(n_trials=8, n_steps=10)
+    result = replay(table, optuna.pruners.NopPruner(), n_trials=8, seed=0, workers=4)
+    assert result.makespan == 20  # 8 trials of 10 steps on 4 workers
+
+
+def test_workers_see_only_partial_information() -> None:
+    table = make_table(n_trials=10, n_steps=8, seed=2)
+    one = replay(table, optuna.pruners.MedianPruner(0, 0), n_trials=10, seed=0, workers=1)
+    assert one.epochs_fraction < 1.0  # one worker: completed trials let the median prune
+    # Ten workers start together: no trial is complete while the others decide, so the median
+    # pruner (which compares against COMPLETE trials) has nothing to prune against.
+    ten = replay(table, optuna.pruners.MedianPruner(0, 0), n_trials=10, seed=0, workers=10)
+    assert ten.epochs_fraction == 1.0
+
+
+def test_diverged_trial_fails_under_nop_and_is_pruned_on_nan_by_median() -> None:
+    curves = np.array([[3, 2, 1, 0.5, 0.4], [3, 2, 1, 0.6, 0.5], [3, 2, np.nan, np.nan, np.nan]])
+    table = CurveTable({"x": np.arange(3.0)}, np.arange(5), curves)
+    seed = next(s for s in range(50) if draw_rows(table, 3, s)[-1] == 2)  # diverged one last
+    nop = replay(table, optuna.pruners.NopPruner(), n_trials=3, seed=seed)
+    diverged = next(t for t in nop.trials if t.row == 2)
+    assert diverged.state == "FAIL" and diverged.steps_trained == 5  # trained to the end
+    assert nop.epochs_fraction == 1.0 and nop.regret == 0.0
+    median = replay(table, optuna.pruners.MedianPruner(0, 0), n_trials=3, seed=seed)
+    diverged = next(t for t in median.trials if t.row == 2)
+    # Completed trials exist before it, and its first NaN report (step 2) prunes it.
+    assert diverged.state == "PRUNED" and diverged.steps_trained == 3
+
+
+def test_replay_rejects_bad_arguments(table: CurveTable) -> None:
+    with pytest.raises(ValueError, match=r"n_trials must be in \[1, 40\].*got 41"):
+        replay(table, optuna.pruners.NopPruner(), n_trials=41, seed=0)
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        replay(table, optuna.pruners.NopPruner(), n_trials=4, seed=0, workers=0)
+
+
+def test_regret_by_hand() -> None:
+    drawn = [1.0, 2.0, 3.0, 5.0, 9.0]  # best 1, median 3
+    assert regret([1.0, 5.0], drawn) == 0.0
+    assert regret([2.0, 9.0], drawn) == 0.5  # (2 - 1) / (3 - 1)
+    assert regret([], drawn) == 4.0  # nothing completed: as bad as the worst, (9 - 1) / 2
+    assert regret([np.nan, 3.0], [*drawn, np.nan]) == 1.0  # diverged finals are ignored
+    assert regret([], [np.nan]) == 0.0
+
+
+def test_oracle_by_hand() -> None:
+    outcome = oracle_outcome([5.0, 6.0, 4.0, 4.0, np.nan, 1.0], n_steps=10)
+    assert outcome.completed == (0, 2, 5)  # each a new best; a tie or NaN is not
+    assert outcome.steps_trained == 3 * 10 + 3 * 1
+    assert outcome.completion_steps == (10, 21, 33)
+
+
+def test_benchmark_oracle_on_a_hand_made_table() -> None:
+    finals = np.array([5.0, 3.0, 4.0, 1.0, 2.0, 6.0])
+    curves = np.column_stack([finals + 1, finals + 0.5, finals])
+    table = CurveTable({"x": np.arange(6.0)}, np.arange(3), curves, name="hand")
+    report = run_benchmark([table], ["nop"], n_trials=6, seeds=[0, 1])
+    oracle = report.tables[0].runs["oracle"]
+    for run, seed in zip(oracle, (0, 1), strict=True):
+        order = finals[draw_rows(table, 6, seed)]
+        records = sum(v < min(order[:i], default=np.inf) for i, v in enumerate(order))
+        assert run.epochs_fraction == (records * 3 + (6 - records)) / 18
+        assert run.regret == 0.0
+
+
+def test_benchmark_json_layout_and_jobs_do_not_change_results(table: CurveTable) -> None:
+    specs = ["nop", "median", "percentile:percentile=25,n_warmup_steps=10%"]
+    serial = run_benchmark([table], specs, n_trials=20, seeds=[0, 1, 2]).to_json()
+    parallel = run_benchmark([table], specs, n_trials=20, seeds=[0, 1, 2], jobs=2).to_json()
+    assert serial == parallel
+    entry = serial["tables"]["synthetic"]
+    assert (entry["T"], entry["n_trials"], entry["seeds"], entry["workers"]) == (12, 20, 3, 1)
+    assert list(entry["results"]) == [*specs, "oracle"]
+    for result in entry["results"].values():
+        assert len(result["epochs_fraction_per_seed"]) == 3
+        assert result["epochs_fraction"] == float(np.median(result["epochs_fraction_per_seed"]))
+        assert result["regret"] == pytest.approx(np.mean(result["regret_per_seed"]))
+
+
+def test_mlpf_table_nop_median_and_oracle_match_the_protocol() -> None:
+    table = read_curve_table("mlpf_delphes")
+    report = run_benchmark([table], ["nop", "median"], n_trials=150, seeds=range(5))
+    result = report.to_json()["tables"]["mlpf_delphes"]["results"]
+    assert result["nop"]["epochs_fraction"] == 1.0 and result["nop"]["regret"] == 0.0
+    assert 0.035 <= result["oracle"]["epochs_fraction"] <= 0.065  # about 0.05
+    # MedianPruner: the reference replay measured 0.136 / 0.004 (5-seed medians vary 0.12-0.17)
+    assert 0.10 <= result["median"]["epochs_fraction"] <= 0.20
+    assert result["median"]["regret"] <= 0.02
