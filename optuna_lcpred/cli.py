@@ -69,12 +69,16 @@ class _Bench(_BaseCommand):
         )
         parser.add_argument("--json", metavar="OUT", help="write results as JSON ('-': stdout)")
         parser.add_argument("--plot", metavar="OUT.png", help="write a regret-vs-epochs plot")
+        parser.add_argument(
+            "--markdown", metavar="OUT.md", help="write a Markdown summary table ('-': stdout)"
+        )
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     def take_action(self, args: argparse.Namespace) -> int:
         from tqdm import tqdm
 
         from optuna_lcpred.bench.pruners import parse_pruner_list
+        from optuna_lcpred.bench.report import format_markdown
         from optuna_lcpred.bench.report import format_report
         from optuna_lcpred.bench.report import save_plot
         from optuna_lcpred.bench.runner import run_benchmark
@@ -109,6 +113,10 @@ class _Bench(_BaseCommand):
             print(format_report(report))
             if args.json:
                 _write_json(data, args.json)
+        if args.markdown == "-":
+            print(format_markdown(report))
+        elif args.markdown:
+            Path(args.markdown).write_text(format_markdown(report), encoding="utf-8")
         if args.plot:
             save_plot(report, args.plot)
             _logger.info("Wrote %s", args.plot)
@@ -129,6 +137,9 @@ class _Evaluate(_BaseCommand):
         parser.add_argument("--folds", type=int, default=5, help="grouped K-fold splits")
         parser.add_argument("--seed", type=int, default=0, help="seeds the fold assignment")
         parser.add_argument("--json", metavar="OUT", help="write results as JSON ('-': stdout)")
+        parser.add_argument(
+            "--markdown", metavar="OUT.md", help="write a Markdown summary (R^2 / Spearman)"
+        )
 
     def take_action(self, args: argparse.Namespace) -> int:
         from optuna_lcpred.bench.evaluate import available_predictors
@@ -172,7 +183,30 @@ class _Evaluate(_BaseCommand):
             print()
         if args.json:
             _write_json(data, args.json)
+        if args.markdown:
+            Path(args.markdown).write_text(_evaluation_markdown(results), encoding="utf-8")
         return 0
+
+
+def _evaluation_markdown(results: dict[str, dict[str, dict[str, dict[str, float]]]]) -> str:
+    fractions: list[str] = []
+    for by_predictor in results.values():
+        for by_fraction in by_predictor.values():
+            fractions.extend(f for f in by_fraction if f not in fractions)
+    lines = [
+        "| table | predictor | " + " | ".join(f"R^2 / rho at {f}" for f in fractions) + " |",
+        "|---|---|" + "---|" * len(fractions),
+    ]
+    for table, by_predictor in results.items():
+        for predictor, by_fraction in by_predictor.items():
+            cells = [
+                f"{by_fraction[f]['r2']:.3f} / {by_fraction[f]['spearman']:.3f}"
+                if f in by_fraction
+                else ""
+                for f in fractions
+            ]
+            lines.append(f"| {table} | {predictor} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 class _ExportCurves(_BaseCommand):

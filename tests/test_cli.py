@@ -38,11 +38,11 @@ def test_version() -> None:
 
 
 def test_bench_writes_table_json_and_plot(table_file: Path, tmp_path: Path) -> None:
-    out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
+    out_json, out_png, out_md = tmp_path / "r.json", tmp_path / "r.png", tmp_path / "r.md"
     run = cli(
         "bench", str(table_file), "--pruners", "nop,percentile:percentile=25,n_warmup_steps=2",
         "--trials", "20", "--seeds", "2", "--workers", "3",
-        "--json", str(out_json), "--plot", str(out_png),
+        "--json", str(out_json), "--plot", str(out_png), "--markdown", str(out_md),
     )  # fmt: skip
     assert "oracle" in run.stdout and "percentile:percentile=25,n_warmup_steps=2" in run.stdout
     data = json.loads(out_json.read_text())
@@ -51,6 +51,11 @@ def test_bench_writes_table_json_and_plot(table_file: Path, tmp_path: Path) -> N
     assert set(entry["results"]) == {"nop", "percentile:percentile=25,n_warmup_steps=2", "oracle"}
     assert entry["results"]["nop"]["epochs_fraction"] == 1.0
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = out_md.read_text().splitlines()
+    assert markdown[0].startswith("| table | T | `nop` |") and markdown[2].startswith(
+        "| small | 10 |"
+    )
+    assert "1.000 / 0.000" in markdown[2]  # nop: every epoch, no regret
 
 
 def test_bench_json_to_stdout(table_file: Path) -> None:
@@ -95,6 +100,14 @@ def test_evaluate_json(table_file: Path) -> None:
         assert set(by_fraction) == {"0.2", "0.5"}
         for scores in by_fraction.values():
             assert set(scores) == {"r2", "spearman", "mae"}
+
+
+def test_evaluate_markdown(table_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "e.md"
+    cli("evaluate", str(table_file), "--fractions", "0.5", "--markdown", str(out))
+    lines = out.read_text().splitlines()
+    assert lines[0] == "| table | predictor | R^2 / rho at 0.5 |"
+    assert [line.split(" | ")[1] for line in lines[2:]] == ["last", "linear", "powerlaw"]
 
 
 def test_evaluate_rejects_unknown_predictor(table_file: Path) -> None:

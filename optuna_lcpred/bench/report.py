@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 
-__all__ = ["format_report", "regret_trajectory", "save_plot"]
+__all__ = ["format_markdown", "format_report", "regret_trajectory", "save_plot"]
 
 
 def format_report(report: BenchReport) -> str:
@@ -46,6 +46,25 @@ def format_report(report: BenchReport) -> str:
             )
         lines.append("")
     return "\n".join(lines)
+
+
+def format_markdown(report: BenchReport) -> str:
+    """One Markdown table with a row per benchmark table and a column pair per pruner:
+    epochs fraction (median over seeds) / regret (mean over seeds)."""
+    pruners: list[str] = []
+    for table in report.tables:
+        pruners.extend(name for name in table.runs if name not in pruners)
+    header = "| table | T | " + " | ".join(f"`{name}`" for name in pruners) + " |"
+    lines = [header, "|---|---|" + "---|" * len(pruners)]
+    for table in report.tables:
+        cells = []
+        for name in pruners:
+            if name in table.runs:
+                cells.append(f"{table.epochs_fraction(name):.3f} / {table.regret(name):.3f}")
+            else:
+                cells.append("")
+        lines.append(f"| {table.name} | {table.n_steps} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def regret_trajectory(
