@@ -248,13 +248,13 @@ class _ExportCurves(_BaseCommand):
         study_name = args.study
         if study_name is None:
             summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
-            names = [s.study_name for s in summaries]
-            if len(names) != 1:
+            study_names = [s.study_name for s in summaries]
+            if len(study_names) != 1:
                 raise CLIUsageError(
-                    f"--study is required: the storage holds {len(names)} studies "
-                    f"({', '.join(names) or 'none'})"
+                    f"--study is required: the storage holds {len(study_names)} studies "
+                    f"({', '.join(study_names) or 'none'})"
                 )
-            study_name = names[0]
+            study_name = study_names[0]
         try:
             study = optuna.load_study(study_name=study_name, storage=storage)
         except KeyError:

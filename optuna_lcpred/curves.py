@@ -313,11 +313,11 @@ def write_curve_table(table: CurveTable, path: str | Path | TextIO) -> None:
         table: The table.
         path: A file path, or an open text handle (e.g. ``sys.stdout``).
     """
-    if hasattr(path, "write"):
-        _write_rows(table, path)  # type: ignore[arg-type]
-        return
-    with open(path, "w", newline="", encoding="utf-8") as handle:  # type: ignore[arg-type]
-        _write_rows(table, handle)
+    if isinstance(path, (str, Path)):
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            _write_rows(table, handle)
+    else:
+        _write_rows(table, path)
 
 
 def _write_rows(table: CurveTable, handle: TextIO) -> None:
@@ -368,9 +368,10 @@ def study_to_curve_table(
     )
     trials = [t for t in study.get_trials(deepcopy=False, states=wanted) if t.intermediate_values]
     if not trials:
-        names = ", ".join(s.name for s in wanted)
+        state_names = ", ".join(s.name for s in wanted)
         raise ValueError(
-            f"study {study.study_name!r} has no {names} trial with intermediate values to export"
+            f"study {study.study_name!r} has no {state_names} trial with intermediate values "
+            "to export"
         )
     trials.sort(key=lambda t: t.number)
     steps = sorted({step for t in trials for step in t.intermediate_values})

@@ -29,7 +29,7 @@ def last_finite(curves: np.ndarray) -> np.ndarray:
     if curves.shape[1] == 0:
         return np.full(curves.shape[0], np.nan)
     last = curves.shape[1] - 1 - np.argmax(finite[:, ::-1], axis=1)
-    out = curves[np.arange(curves.shape[0]), last]
+    out: np.ndarray = curves[np.arange(curves.shape[0]), last]
     out[~finite.any(axis=1)] = np.nan
     return out
 

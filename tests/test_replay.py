@@ -113,6 +113,7 @@ def test_regret_by_hand() -> None:
     assert regret([], drawn) == 4.0  # nothing completed: as bad as the worst, (9 - 1) / 2
     assert regret([np.nan, 3.0], [*drawn, np.nan]) == 1.0  # diverged finals are ignored
     assert regret([], [np.nan]) == 0.0
+    assert regret([2.0], [1.0, 1.0, 1.0, 2.0]) == 1.0  # median ties the best: any miss is full
 
 
 def test_oracle_by_hand() -> None:

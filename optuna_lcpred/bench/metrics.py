@@ -45,8 +45,7 @@ def regret(completed_finals: Sequence[float] | np.ndarray, drawn_finals: Sequenc
     if gap <= 0.0:
         return 0.0
     if scale <= 0.0:
-        # Half or more of the trials tie with the best: any gap is a full miss.
-        return math.inf if not math.isfinite(gap) else 1.0
+        return 1.0  # half or more of the trials tie with the best: any gap is a full miss
     return gap / scale
 
 

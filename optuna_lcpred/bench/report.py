@@ -79,8 +79,9 @@ def regret_trajectory(
     out = np.empty_like(grid, dtype=np.float64)
     completions = sorted(run.completions)
     positions = np.array([steps / budget for steps, _ in completions])
-    best_so_far = np.minimum.accumulate([final for _, final in completions]) if completions else []
-    regrets = [regret([best], run.drawn_finals) for best in best_so_far]
+    finals = np.array([final for _, final in completions], dtype=np.float64)
+    best_so_far = np.minimum.accumulate(finals) if finals.size else finals
+    regrets = [regret([float(best)], run.drawn_finals) for best in best_so_far]
     nothing = regret([], run.drawn_finals)
     for i, x in enumerate(grid):
         k = int(np.searchsorted(positions, x, side="right")) if completions else 0
@@ -126,8 +127,10 @@ def _plot_table(ax: Axes, table: TableReport, grid: np.ndarray) -> None:
         mean = np.mean(np.minimum(curves, 1.5), axis=0)
         end = table.epochs_fraction(name)
         visible = grid <= max(end, grid[0])
-        style = {"linestyle": "--", "color": "black"} if name == "oracle" else {}
-        (line,) = ax.plot(grid[visible], mean[visible], label=name, **style)
+        if name == "oracle":
+            (line,) = ax.plot(grid[visible], mean[visible], "--", color="black", label=name)
+        else:
+            (line,) = ax.plot(grid[visible], mean[visible], label=name)
         ax.plot([end], [table.regret(name)], "o", color=line.get_color())
     ax.set_xscale("log")
     ax.set_ylim(-0.02, 1.05)

@@ -14,7 +14,7 @@ from sklearn.utils.validation import validate_data
 __all__ = ["CurvePredictor"]
 
 
-class CurvePredictor(RegressorMixin, BaseEstimator):
+class CurvePredictor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     """Base of the learning-curve predictors: predicts a trial's final value.
 
     ``X`` holds one row per trial: the observed curve for report steps ``0 .. n_steps-1``
