@@ -18,6 +18,8 @@ from optuna_lcpred.predictors import CurvePredictor
 from optuna_lcpred.predictors import LastValuePredictor
 from optuna_lcpred.predictors import LinearLastValuePredictor
 from optuna_lcpred.predictors import PowerLawPredictor
+from optuna_lcpred.predictors import SVRPredictor
+from optuna_lcpred.pruner import LCPredictionPruner
 
 
 try:
@@ -29,9 +31,11 @@ __all__ = [
     "CurvePredictor",
     "CurveTable",
     "CurveTableError",
+    "LCPredictionPruner",
     "LastValuePredictor",
     "LinearLastValuePredictor",
     "PowerLawPredictor",
+    "SVRPredictor",
     "__version__",
     "read_curve_table",
     "study_to_curve_table",

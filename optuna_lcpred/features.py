@@ -12,7 +12,13 @@ from collections.abc import Mapping
 import numpy as np
 
 
-__all__ = ["encode_hyperparameters", "last_finite", "observed_prefix"]
+__all__ = [
+    "curve_summary",
+    "encode_hyperparameters",
+    "forward_fill",
+    "last_finite",
+    "observed_prefix",
+]
 
 
 def last_finite(curves: np.ndarray) -> np.ndarray:
@@ -89,3 +95,52 @@ def encode_hyperparameters(params: Mapping[str, np.ndarray]) -> np.ndarray:
     if not blocks:
         return np.zeros((0 if n_rows is None else n_rows, 0))
     return np.hstack(blocks)
+
+
+def forward_fill(curves: np.ndarray) -> np.ndarray:
+    """Each NaN replaced by the last finite value before it in its row; a leading NaN by the
+    first finite value after it (rows with no finite value stay NaN).
+
+    Example:
+        >>> forward_fill(np.array([[np.nan, 2.0, np.nan, 1.0]]))
+        array([[2., 2., 2., 1.]])
+    """
+    curves = np.array(curves, dtype=np.float64, copy=True)
+    if curves.ndim != 2:
+        raise ValueError(f"curves must be 2-D (trials, steps), got shape {curves.shape}")
+    finite = np.isfinite(curves)
+    index = np.where(finite, np.arange(curves.shape[1])[None, :], 0)
+    np.maximum.accumulate(index, axis=1, out=index)
+    filled = np.take_along_axis(curves, index, axis=1)
+    first = np.argmax(finite, axis=1)
+    lead = np.take_along_axis(curves, first[:, None], axis=1)
+    filled = np.where(np.isfinite(filled), filled, lead)
+    return filled
+
+
+def curve_summary(curves: np.ndarray, n_points: int) -> np.ndarray:
+    """Fixed-length features of partial curves of any length.
+
+    The curve (missing values forward-filled) resampled at ``min(n_points, length)`` evenly
+    spaced steps, the last step always included, padded to ``n_points`` by repeating the first
+    point; then the last first difference and the last second difference (0 when too short).
+    Shape ``(n_trials, n_points + 2)``.
+
+    Example:
+        >>> curve_summary(np.array([[4.0, 3.0, 2.5, 2.25]]), 3)
+        array([[ 4.  ,  2.5 ,  2.25, -0.25,  0.25]])
+    """
+    if n_points < 1:
+        raise ValueError(f"n_points must be >= 1, got {n_points}")
+    filled = forward_fill(curves)
+    length = filled.shape[1]
+    index = np.unique(np.round(np.linspace(0, length - 1, min(n_points, length))).astype(int))
+    points = filled[:, index]
+    if points.shape[1] < n_points:
+        pad = np.repeat(points[:, :1], n_points - points.shape[1], axis=1)
+        points = np.hstack([pad, points])
+    d1 = filled[:, -1] - filled[:, -2] if length >= 2 else np.zeros(len(filled))
+    d2 = (
+        filled[:, -1] - 2 * filled[:, -2] + filled[:, -3] if length >= 3 else np.zeros(len(filled))
+    )
+    return np.column_stack([points, d1, d2])

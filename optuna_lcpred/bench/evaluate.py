@@ -30,6 +30,7 @@ from optuna_lcpred.features import observed_prefix
 from optuna_lcpred.predictors import LastValuePredictor
 from optuna_lcpred.predictors import LinearLastValuePredictor
 from optuna_lcpred.predictors import PowerLawPredictor
+from optuna_lcpred.predictors import SVRPredictor
 from optuna_lcpred.predictors.base import CurvePredictor
 
 
@@ -47,6 +48,7 @@ _REGISTRY: dict[str, PredictorFactory] = {
     "last": lambda horizon: LastValuePredictor(),
     "linear": lambda horizon: LinearLastValuePredictor(),
     "powerlaw": lambda horizon: PowerLawPredictor(horizon=horizon),
+    "svr": lambda horizon: SVRPredictor(),
 }
 
 

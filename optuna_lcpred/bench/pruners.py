@@ -21,6 +21,8 @@ from typing import Any
 
 import optuna
 
+from optuna_lcpred.pruner import LCPredictionPruner
+
 
 __all__ = [
     "PrunerSpec",
@@ -229,3 +231,4 @@ register_pruner("asha", optuna.pruners.SuccessiveHalvingPruner)
 register_pruner("hyperband", optuna.pruners.HyperbandPruner)
 register_pruner("threshold", optuna.pruners.ThresholdPruner)
 register_pruner("patient", _patient)
+register_pruner("lcpred", LCPredictionPruner)

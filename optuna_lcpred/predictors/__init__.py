@@ -6,6 +6,7 @@ from optuna_lcpred.predictors.base import CurvePredictor
 from optuna_lcpred.predictors.baselines import LastValuePredictor
 from optuna_lcpred.predictors.baselines import LinearLastValuePredictor
 from optuna_lcpred.predictors.baselines import PowerLawPredictor
+from optuna_lcpred.predictors.svr import SVRPredictor
 
 
 __all__ = [
@@ -13,4 +14,5 @@ __all__ = [
     "LastValuePredictor",
     "LinearLastValuePredictor",
     "PowerLawPredictor",
+    "SVRPredictor",
 ]

@@ -27,6 +27,10 @@ class CurvePredictor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         How many leading columns of ``X`` are the observed curve; None means all of them.
     """
 
+    #: True when predictions depend on each curve alone (nothing is learned across trials), so
+    #: cross-validation may predict every row with one fit.
+    _per_curve = False
+
     def __init__(self, *, n_steps: int | None = None) -> None:
         self.n_steps = n_steps
 
@@ -42,14 +46,24 @@ class CurvePredictor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
         )
         if not np.all(np.isfinite(y)):
             raise ValueError("y (the final values) must be finite; drop diverged trials first")
-        curves, extra = self._split(X)
-        self._fit(curves, extra, y)
-        return self
+        return self.fit_arrays(X, y)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predicted final value for each row of ``X``, shape ``(n_samples,)``."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False)
+        return self.predict_arrays(X)
+
+    def fit_arrays(self, X: np.ndarray, y: np.ndarray) -> CurvePredictor:
+        """``fit`` without input validation, for callers that pass checked float arrays
+        (cross-validation in the pruner runs it thousands of times)."""
+        self.n_features_in_ = X.shape[1]
+        curves, extra = self._split(X)
+        self._fit(curves, extra, y)
+        return self
+
+    def predict_arrays(self, X: np.ndarray) -> np.ndarray:
+        """``predict`` without input validation (see :meth:`fit_arrays`)."""
         curves, extra = self._split(X)
         return np.asarray(self._predict(curves, extra), dtype=np.float64)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.linear_model import LinearRegression
 
 from optuna_lcpred.features import last_finite
 from optuna_lcpred.predictors.base import CurvePredictor
@@ -53,6 +52,8 @@ class LastValuePredictor(_Baseline):
     array([2., 4.])
     """
 
+    _per_curve = True
+
     def _fit(self, curves: np.ndarray, extra: np.ndarray, y: np.ndarray) -> None:
         self.fitted_ = True
 
@@ -85,9 +86,10 @@ class LinearLastValuePredictor(_Baseline):
 
     def _fit(self, curves: np.ndarray, extra: np.ndarray, y: np.ndarray) -> None:
         last = _filled_last(curves)
-        model = LinearRegression().fit(last[:, None], y)
-        self.coef_ = float(model.coef_[0])
-        self.intercept_ = float(model.intercept_)
+        spread = last - last.mean()
+        denominator = float(spread @ spread)
+        self.coef_ = float(spread @ (y - y.mean()) / denominator) if denominator > 0 else 0.0
+        self.intercept_ = float(y.mean() - self.coef_ * last.mean())
 
     def _predict(self, curves: np.ndarray, extra: np.ndarray) -> np.ndarray:
         return self.intercept_ + self.coef_ * _filled_last(curves)
@@ -120,6 +122,7 @@ class PowerLawPredictor(_Baseline):
     """
 
     _EXPONENTS = np.geomspace(0.02, 4.0, 80)
+    _per_curve = True
 
     def __init__(self, *, horizon: int = 100, n_steps: int | None = None) -> None:
         super().__init__(n_steps=n_steps)

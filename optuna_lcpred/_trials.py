@@ -1,0 +1,126 @@
+"""The one module that touches Optuna internals (``study._storage``, ``trial._trial_id``).
+
+Everything else in the package goes through the helpers here, so an upstream change breaks one
+file. The helpers are pure where they can be: they take studies and frozen trials and return
+plain data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from dataclasses import field
+from typing import TYPE_CHECKING
+
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+
+__all__ = [
+    "CompletedCurves",
+    "FinishedTrialCache",
+    "current_curve",
+    "direction_sign",
+    "set_float_user_attrs",
+]
+
+
+@dataclass
+class CompletedCurves:
+    """The COMPLETE trials of a study as arrays, direction-normalised (smaller is better).
+
+    Attributes:
+        numbers: Trial numbers, in the order trials were added.
+        values: Final objective values (negated for a maximised study).
+        curves: ``{step: value}`` per trial (negated likewise).
+        trials: The frozen trials themselves (parameters and distributions).
+        version: Increases whenever trials are added; models keyed by it know when to refit.
+    """
+
+    numbers: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    curves: list[dict[int, float]] = field(default_factory=list)
+    trials: list[FrozenTrial] = field(default_factory=list)
+    version: int = 0
+
+
+class FinishedTrialCache:
+    """COMPLETE trials of one study, refreshed incrementally.
+
+    Each refresh asks the storage for COMPLETE trials only (never RUNNING ones) and converts just
+    the trials it has not seen. With Optuna's RDB storage the query itself is incremental too:
+    its cache layer fetches only trials that changed since the last call.
+    """
+
+    def __init__(self) -> None:
+        self._study_key: tuple[int, int] | None = None
+        self._seen: set[int] = set()
+        self.data = CompletedCurves()
+
+    def refresh(self, study: optuna.Study) -> CompletedCurves:
+        """Bring the cache up to date with ``study`` and return it."""
+        key = (id(study._storage), study._study_id)
+        if key != self._study_key:
+            self._study_key = key
+            self._seen = set()
+            self.data = CompletedCurves()
+        trials = study._storage.get_all_trials(
+            study._study_id, deepcopy=False, states=(TrialState.COMPLETE,)
+        )
+        if len(trials) == len(self._seen):
+            return self.data
+        sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+        added = False
+        for trial in trials:
+            if trial.number in self._seen:
+                continue
+            self._seen.add(trial.number)
+            value = trial.value
+            if value is None or not math.isfinite(value):
+                continue
+            self.data.numbers.append(trial.number)
+            self.data.values.append(sign * float(value))
+            self.data.curves.append(
+                {int(s): sign * float(v) for s, v in trial.intermediate_values.items()}
+            )
+            self.data.trials.append(trial)
+            added = True
+        if added:
+            self.data.version += 1
+        return self.data
+
+
+def direction_sign(study: optuna.Study) -> float:
+    """1 for a minimised study, -1 for a maximised one; rejects multi-objective studies."""
+    directions = study.directions
+    if len(directions) != 1:
+        raise ValueError(
+            f"LCPredictionPruner works on single-objective studies; study {study.study_name!r} "
+            f"has {len(directions)} objectives"
+        )
+    return -1.0 if directions[0] == StudyDirection.MAXIMIZE else 1.0
+
+
+def current_curve(trial: FrozenTrial, sign: float) -> dict[int, float]:
+    """The running trial's reported values by step, direction-normalised."""
+    return {int(s): sign * float(v) for s, v in trial.intermediate_values.items()}
+
+
+def set_float_user_attrs(study: optuna.Study, trial: FrozenTrial, attrs: dict[str, float]) -> None:
+    """Write float user attributes on a RUNNING trial (the pruner's annotations).
+
+    JSON (the dashboard, some storages) has no NaN or infinity: NaN is skipped and +-inf is
+    written as +-1e308.
+    """
+    for key, value in attrs.items():
+        value = float(value)
+        if math.isnan(value):
+            continue
+        if math.isinf(value):
+            value = math.copysign(1e308, value)
+        study._storage.set_trial_user_attr(trial._trial_id, key, value)

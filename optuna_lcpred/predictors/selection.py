@@ -1,0 +1,130 @@
+"""Choosing a predictor per decision step by grouped cross-validation, and its error spread."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import GroupKFold
+
+from optuna_lcpred.predictors.base import CurvePredictor
+
+
+__all__ = ["RobustScale", "SelectedPredictor", "select_predictor"]
+
+
+@dataclass(frozen=True)
+class RobustScale:
+    """``phi(v) = arcsinh((v - center) / scale)``: linear near the bulk of the training targets,
+    logarithmic for runs far from it. Residuals and decisions live on this scale, so that a few
+    exploded runs do not set the error spread for everyone."""
+
+    center: float
+    scale: float
+
+    @classmethod
+    def fit(cls, y: np.ndarray) -> RobustScale:
+        """Centre on the median of ``y``; scale by its interquartile range."""
+        center = float(np.median(y))
+        q25, q75 = np.percentile(y, [25, 75])
+        return cls(center, float(max(q75 - q25, 1e-12 * max(1.0, abs(center)), 1e-300)))
+
+    def forward(self, values: np.ndarray | float) -> np.ndarray:
+        """``phi(values)``."""
+        return np.arcsinh((np.asarray(values, dtype=np.float64) - self.center) / self.scale)
+
+    def inverse(self, phi: np.ndarray | float) -> np.ndarray:
+        """``phi^-1``."""
+        return self.center + self.scale * np.sinh(np.asarray(phi, dtype=np.float64))
+
+    def derivative_of_inverse(self, phi: float) -> float:
+        """``d phi^-1 / d phi`` at ``phi``, to carry a spread back to the original units."""
+        return float(self.scale * np.cosh(phi))
+
+
+@dataclass(frozen=True)
+class SelectedPredictor:
+    """The predictor chosen for one decision step.
+
+    Attributes:
+        name: Its name among the candidates.
+        model: Fitted on all training rows.
+        scale: The robust scale residuals are measured on.
+        residuals: Out-of-fold residuals ``phi(y) - phi(prediction)`` of the contenders
+            (training trials whose final is at most the median final).
+        cv_error: Mean absolute contender residual of each candidate.
+    """
+
+    name: str
+    model: CurvePredictor
+    scale: RobustScale
+    residuals: np.ndarray
+    cv_error: dict[str, float]
+
+    @property
+    def spread(self) -> float:
+        """Root-mean-square contender residual (bias included), on the robust scale."""
+        return float(np.sqrt(np.mean(self.residuals**2))) if self.residuals.size else np.inf
+
+
+def select_predictor(
+    candidates: Mapping[str, CurvePredictor],
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    n_folds: int = 5,
+    seed: int = 0,
+) -> SelectedPredictor:
+    """Cross-validate each candidate and keep the one that errs least on the contenders.
+
+    The error that matters for pruning is on trials that could win, so candidates are ranked by
+    the mean absolute out-of-fold residual, on the robust scale, of the training trials whose
+    final is at most the median final. Ties go to the candidate listed first (list the simpler
+    ones first). The winner is refitted on every row.
+
+    Args:
+        candidates: Unfitted predictors by name.
+        X: Features (observed curve, then hyperparameters), one row per finished trial.
+        y: Final values (smaller is better).
+        groups: Trials with equal group ids never straddle a fold.
+        n_folds: Folds (at most the number of distinct groups).
+        seed: Seeds the assignment of groups to folds.
+
+    Raises:
+        ValueError: Fewer than 2 groups, or no candidate.
+    """
+    if not candidates:
+        raise ValueError("candidates must not be empty")
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise ValueError(f"cross-validation needs at least 2 groups, got {n_groups}")
+    scale = RobustScale.fit(y)
+    contenders = y <= np.median(y)
+    splits = list(
+        GroupKFold(n_splits=min(n_folds, n_groups), shuffle=True, random_state=seed).split(
+            X, y, groups
+        )
+    )
+    errors: dict[str, float] = {}
+    residuals: dict[str, np.ndarray] = {}
+    target = scale.forward(y)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    for name, template in candidates.items():
+        if template._per_curve:
+            predicted = clone(template).fit_arrays(X, y).predict_arrays(X)
+        else:
+            predicted = np.empty_like(y)
+            for train, test in splits:
+                model = clone(template).fit_arrays(X[train], y[train])
+                predicted[test] = model.predict_arrays(X[test])
+        r = target - scale.forward(predicted)
+        r = np.where(np.isfinite(r), r, np.inf)
+        residuals[name] = r[contenders]
+        errors[name] = float(np.mean(np.abs(r[contenders])))
+    best = min(errors, key=lambda n: (errors[n], list(candidates).index(n)))
+    model = clone(candidates[best]).fit_arrays(X, y)
+    return SelectedPredictor(best, model, scale, residuals[best], errors)
