@@ -1,0 +1,295 @@
+"""LCPredictionPruner, tested through real studies with ask/tell."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from optuna_lcpred import LCPredictionPruner
+from optuna_lcpred import LinearLastValuePredictor
+from optuna_lcpred.predictors import selection
+
+
+KEYS = ("lcpred:pred_final", "lcpred:pred_std", "lcpred:prob_improve", "lcpred:step")
+SPACE = {"x": FloatDistribution(0.0, 1.0)}
+STEPS = 10
+
+
+def curve_for(x: float, sign: float = 1.0) -> list[float]:
+    """A smooth decreasing curve whose level grows with x (final about 1 + x)."""
+    return [sign * (1.0 + x + 2.0 / (s + 1)) for s in range(STEPS)]
+
+
+def add_complete(study: optuna.Study, x: float) -> None:
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    study.enqueue_trial({"x": x})
+    trial = study.ask(SPACE)
+    values = curve_for(x, sign)
+    for step, value in enumerate(values):
+        trial.report(value, step)
+    study.tell(trial, values[-1])
+
+
+def make_study(
+    xs: Sequence[float] = (0.1, 0.3, 0.5, 0.7, 0.9, 0.2, 0.6, 0.4),
+    direction: str = "minimize",
+    storage: Any = None,
+    **pruner_options: Any,
+) -> tuple[optuna.Study, LCPredictionPruner]:
+    options = {"n_startup_trials": 3, **pruner_options}
+    pruner = LCPredictionPruner(**options)
+    study = optuna.create_study(direction=direction, pruner=pruner, storage=storage)
+    for x in xs:
+        add_complete(study, x)
+    return study, pruner
+
+
+def running(study: optuna.Study, x: float, values: Sequence[float]) -> tuple[optuna.Trial, bool]:
+    """A new trial at x reporting ``values`` from step 0; the decision after the last one."""
+    study.enqueue_trial({"x": x})
+    trial = study.ask(SPACE)
+    for step, value in enumerate(values):
+        trial.report(value, step)
+    return trial, trial.should_prune()
+
+
+def test_far_worse_is_pruned_and_better_than_all_is_not() -> None:
+    study, _ = make_study()
+    _, pruned = running(study, 0.95, [50.0, 49.0, 48.0])
+    assert pruned  # far above every finished curve
+    _, pruned = running(study, 0.0, [0.5, 0.4, 0.3])
+    assert not pruned  # below every finished curve: likely the new best
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_direction(direction: str) -> None:
+    sign = -1.0 if direction == "maximize" else 1.0
+    study, _ = make_study(direction=direction)
+    # In the study's own units: a maximised study's good trial reports large values.
+    _, pruned = running(study, 0.95, [sign * 50.0] * 3)
+    assert pruned
+    trial, pruned = running(study, 0.0, [sign * 0.5] * 3)
+    assert not pruned
+    attrs = study.trials[trial.number].user_attrs
+    assert np.sign(attrs["lcpred:pred_final"]) == sign  # annotations in the study's units
+
+
+def test_annotations_are_floats_under_the_documented_keys() -> None:
+    study, _ = make_study()
+    trial, _ = running(study, 0.5, [3.0, 2.5, 2.2])
+    attrs = study.trials[trial.number].user_attrs
+    for key in KEYS:
+        assert isinstance(attrs[key], float), key  # the dashboard plots only numeric values
+    assert attrs["lcpred:step"] == 2.0
+    assert 0.0 <= attrs["lcpred:prob_improve"] <= 1.0
+    assert attrs["lcpred:pred_std"] > 0.0
+
+
+def test_no_pruning_before_n_startup_trials_exactly() -> None:
+    study, _ = make_study(xs=(0.1, 0.3, 0.5, 0.7), n_startup_trials=5)
+    _, pruned = running(study, 0.95, [50.0] * 3)
+    assert not pruned  # 4 COMPLETE trials: still starting up
+    add_complete(study, 0.9)
+    _, pruned = running(study, 0.95, [50.0] * 3)
+    assert pruned  # the fifth COMPLETE trial opens the gate
+
+
+def test_no_pruning_before_n_warmup_steps_exactly() -> None:
+    study, _ = make_study(n_warmup_steps=3)
+    _, pruned = running(study, 0.95, [50.0] * 3)
+    assert not pruned  # last step 2 < 3
+    _, pruned = running(study, 0.95, [50.0] * 4)
+    assert pruned  # step 3 is the first allowed
+
+
+def test_interval_steps() -> None:
+    study, _ = make_study(n_warmup_steps=1, interval_steps=3)
+    study.enqueue_trial({"x": 0.95})
+    trial = study.ask(SPACE)
+    decisions = []
+    for step in range(8):
+        trial.report(50.0, step)
+        decisions.append(trial.should_prune())
+    # Decisions only at steps 1, 4, 7 (the first step of each interval after the warm-up).
+    assert decisions == [False, True, False, False, True, False, False, True]
+
+
+def test_non_finite_reports_prune_at_once() -> None:
+    study, _ = make_study(n_warmup_steps=5)
+    for bad in (math.nan, math.inf, -math.inf):
+        _, pruned = running(study, 0.1, [3.0, bad])
+        assert pruned  # a diverged run is stopped even in the warm-up
+
+
+def test_nan_curves_never_train_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    study, _ = make_study(xs=(0.1, 0.3, 0.5))
+    # A COMPLETE trial whose curve went NaN at step 1 (its final is finite).
+    study.enqueue_trial({"x": 0.2})
+    trial = study.ask(SPACE)
+    trial.report(3.0, 0)
+    trial.report(math.nan, 1)
+    study.tell(trial, 1.2)
+    seen: list[int] = []
+    original = selection.select_predictor
+
+    def spy(candidates: Any, X: np.ndarray, y: np.ndarray, *args: Any, **kwargs: Any) -> Any:
+        assert np.isfinite(X[:, :2]).all()
+        seen.append(len(y))
+        return original(candidates, X, y, *args, **kwargs)
+
+    monkeypatch.setattr("optuna_lcpred.pruner.select_predictor", spy)
+    running(study, 0.5, [3.0])  # step 0: the NaN trial's step 0 is finite, it may train
+    running(study, 0.5, [3.0, 2.5])  # step 1: it must not
+    assert seen == [4, 3]
+
+
+def test_audit_trials_are_never_pruned() -> None:
+    study, pruner = make_study(audit_fraction=0.5)
+    audited = 0
+    for _ in range(12):
+        study.enqueue_trial({"x": 0.95})
+        trial = study.ask(SPACE)
+        pruned = False
+        for step in range(5):
+            trial.report(50.0, step)
+            pruned = pruned or trial.should_prune()
+        if pruner.is_audit_trial(trial.number):
+            audited += 1
+            assert not pruned  # never pruned for a prediction
+        else:
+            assert pruned
+        study.tell(trial, state=TrialState.PRUNED if pruned else TrialState.FAIL)
+    assert 2 <= audited <= 10  # about half of the trial numbers
+
+
+def test_fallback_decides_until_the_model_is_ready() -> None:
+    always = optuna.pruners.ThresholdPruner(upper=10.0)
+    study, _ = make_study(xs=(0.1, 0.3), n_startup_trials=3, fallback=always)
+    _, pruned = running(study, 0.95, [50.0])
+    assert pruned  # startup: the fallback pruned on its own rule
+    _, pruned = running(study, 0.0, [5.0])
+    assert not pruned
+
+
+def test_same_reports_same_decision() -> None:
+    a, _ = make_study()
+    b, _ = make_study()
+    for values in ([4.0, 3.0, 2.9], [3.1, 2.4, 2.2], [2.0, 1.7, 1.5]):
+        ta, da = running(a, 0.5, values)
+        tb, db = running(b, 0.5, values)
+        assert da == db
+        assert a.trials[ta.number].user_attrs == b.trials[tb.number].user_attrs
+
+
+def test_refit_only_when_new_complete_trials(monkeypatch: pytest.MonkeyPatch) -> None:
+    study, _ = make_study()
+    calls: list[int] = []
+    original = selection.select_predictor
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr("optuna_lcpred.pruner.select_predictor", spy)
+    running(study, 0.5, [3.0, 2.5])
+    running(study, 0.6, [3.1, 2.6])
+    assert len(calls) == 1  # the step-1 model is fitted once and reused by the second trial
+    add_complete(study, 0.8)
+    running(study, 0.6, [3.1, 2.6])
+    assert len(calls) == 2  # a new COMPLETE trial: refitted once
+
+
+class _RecordingStorage(optuna.storages.InMemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.states_asked: list[Any] = []
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> Any:
+        self.states_asked.append(states)
+        return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+
+
+def test_should_prune_never_reads_running_trials() -> None:
+    storage = _RecordingStorage()
+    study, _ = make_study(storage=storage)
+    study.enqueue_trial({"x": 0.5})
+    trial = study.ask(SPACE)
+    trial.report(3.0, 0)
+    storage.states_asked.clear()
+    trial.should_prune()
+    # Every query made while deciding asks for COMPLETE trials only.
+    assert storage.states_asked
+    assert all(tuple(s) == (TrialState.COMPLETE,) for s in storage.states_asked)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_works_on_persistent_storages(tmp_path: Path, kind: str) -> None:
+    if kind == "sqlite":
+        storage: Any = f"sqlite:///{tmp_path / 's.db'}"
+    else:
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "j.log")))
+    study, _ = make_study(storage=storage)
+    trial, pruned = running(study, 0.95, [50.0, 49.0])
+    assert pruned
+    attrs = study.trials[trial.number].user_attrs
+    assert set(KEYS) <= set(attrs)
+
+
+def test_named_and_custom_predictors() -> None:
+    for predictor in ("last", "linear", "powerlaw", "svr", LinearLastValuePredictor()):
+        study, _ = make_study(predictor=predictor)
+        _, pruned = running(study, 0.95, [50.0, 49.0, 48.0])
+        assert pruned, predictor
+
+
+def test_multi_objective_is_a_clear_error() -> None:
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    trial = study.ask()
+    frozen = study.trials[trial.number]
+    with pytest.raises(ValueError, match=r"single-objective.*2 objectives"):
+        LCPredictionPruner().prune(study, frozen)
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"n_startup_trials": -1}, "n_startup_trials must be an integer >= 0, got -1"),
+        ({"n_warmup_steps": -1}, "n_warmup_steps must be an integer >= 0, got -1"),
+        ({"interval_steps": 0}, "interval_steps must be an integer >= 1, got 0"),
+        ({"max_resource": 0}, 'max_resource must be an integer >= 1 or "auto", got 0'),
+        ({"max_resource": "big"}, "got 'big'"),
+        ({"min_prob": 1.0}, "min_prob must be a number in [0, 1), got 1.0"),
+        ({"min_prob": -0.1}, "got -0.1"),
+        ({"threshold": 1.5}, 'threshold must be "best" or a quantile in (0, 1), got 1.5'),
+        ({"threshold": "median"}, "got 'median'"),
+        ({"predictor": "gp"}, "got 'gp'"),
+        ({"audit_fraction": 1.5}, "audit_fraction must be in [0, 1], got 1.5"),
+        ({"n_folds": 1}, "n_folds must be an integer >= 2, got 1"),
+    ],
+)
+def test_bad_arguments_name_the_value(options: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ValueError) as info:
+        LCPredictionPruner(**options)
+    assert needle in str(info.value)
+
+
+def test_wrong_types_are_type_errors() -> None:
+    with pytest.raises(TypeError, match="predictor must be a name or a CurvePredictor"):
+        LCPredictionPruner(predictor=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fallback must be an optuna pruner"):
+        LCPredictionPruner(fallback="median")  # type: ignore[arg-type]
+
+
+def test_boundary_values_are_accepted() -> None:
+    LCPredictionPruner(0, 0, 1, min_prob=0.0, audit_fraction=1.0, max_resource=1)
+    LCPredictionPruner(threshold=0.25, min_prob=0.999)
