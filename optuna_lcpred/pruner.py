@@ -153,24 +153,22 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         Experimental: defaults may change as the benchmark (``optuna-lcpred bench``) improves.
 
     Example:
-
-        .. testcode::
-
-            import optuna
-            from optuna_lcpred import LCPredictionPruner
-
-            def objective(trial):
-                lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
-                loss = 1.0
-                for epoch in range(20):
-                    loss = abs(lr - 1e-2) + 1.0 / (epoch + 1)
-                    trial.report(loss, epoch)
-                    if trial.should_prune():
-                        raise optuna.TrialPruned()
-                return loss
-
-            study = optuna.create_study(pruner=LCPredictionPruner(n_startup_trials=4))
-            study.optimize(objective, n_trials=20)
+        >>> import optuna
+        >>> from optuna_lcpred import LCPredictionPruner
+        >>> def objective(trial):
+        ...     lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        ...     for epoch in range(20):
+        ...         loss = abs(lr - 1e-2) + 1.0 / (epoch + 1)
+        ...         trial.report(loss, epoch)
+        ...         if trial.should_prune():
+        ...             raise optuna.TrialPruned()
+        ...     return loss
+        >>> sampler = optuna.samplers.RandomSampler(seed=0)
+        >>> study = optuna.create_study(sampler=sampler, pruner=LCPredictionPruner(4))
+        >>> study.optimize(objective, n_trials=30)
+        >>> pruned = study.get_trials(states=[optuna.trial.TrialState.PRUNED])
+        >>> len(pruned) > 0 and all("lcpred:prob_improve" in t.user_attrs for t in pruned)
+        True
 
     Args:
         n_startup_trials: No pruning until this many trials are COMPLETE (``fallback`` decides
