@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
@@ -85,10 +86,13 @@ class _CompletedMatrix:
         self.hyper = np.zeros((0, 0))
         self.groups = np.zeros(0, dtype=np.int64)
         self.last_steps = np.zeros(0, dtype=np.int64)
+        self.layout: tuple[bytes, int] = (b"", 0)
 
-    def update(self, data: _trials.CompletedCurves) -> None:
+    def update(self, data: _trials.CompletedCurves) -> bool:
+        """Bring the arrays up to date; True if the feature layout (the step grid or the
+        encoded hyperparameters) changed, which makes every fitted step model stale."""
         if data.version == self.version:
-            return
+            return False
         self.version = data.version
         self.encoder.update([t.distributions for t in data.trials])
         steps = sorted({s for curve in data.curves for s in curve})
@@ -112,6 +116,10 @@ class _CompletedMatrix:
             [ids.setdefault(row.tobytes(), len(ids)) for row in self.hyper], dtype=np.int64
         )
         self.last_steps = np.array([max(c) if c else -1 for c in data.curves], dtype=np.int64)
+        layout = (self.grid.tobytes(), self.encoder.width)
+        changed = layout != self.layout
+        self.layout = layout
+        return changed
 
 
 def _trailing_nan(raw: np.ndarray) -> np.ndarray:
@@ -254,6 +262,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._cache = _trials.FinishedTrialCache()
         self._matrix = _CompletedMatrix()
         self._models: dict[int, _StepModel] = {}
+        self._lock = threading.Lock()  # Optuna's n_jobs > 1 shares one pruner across threads
 
     def is_audit_trial(self, number: int) -> bool:
         """Whether trial ``number`` is an audit trial (never pruned for a prediction)."""
@@ -274,14 +283,17 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             return False
         if not _is_first_in_interval(step, trial, self._n_warmup_steps, self._interval_steps):
             return False
-        data = self._cache.refresh(study)
-        if len(data.values) < self._n_startup_trials:
-            return self._fallback_prune(study, trial)
-        self._matrix.update(data)
-        target = self._target_step()
-        if target is None or step >= target:
-            return False
-        decision = self._decide(trial, step, sign, target)
+        decision: _Decision | None = None
+        with self._lock:
+            data = self._cache.refresh(study)
+            if len(data.values) >= self._n_startup_trials:
+                if self._matrix.update(data):
+                    self._models.clear()  # new steps or parameters: every model is stale
+                target = self._target_step()
+                if target is not None and step >= target:
+                    return False  # the final step: nothing left to save
+                if target is not None:
+                    decision = self._decide(trial, step, sign, target)
         if decision is None:
             return self._fallback_prune(study, trial)
         _trials.set_float_user_attrs(study, trial, decision.attrs)

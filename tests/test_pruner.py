@@ -252,6 +252,43 @@ def test_named_and_custom_predictors() -> None:
         assert pruned, predictor
 
 
+def test_a_new_parameter_after_models_were_fitted() -> None:
+    study, _ = make_study(refit_every=10)  # models would otherwise be reused for 10 trials
+    _, pruned = running(study, 0.95, [50.0, 49.0])
+    assert pruned  # a step-1 model is fitted on the x-only encoding
+    # A conditional parameter appears: the encoding widens, the fitted models must not be reused.
+    wider = {**SPACE, "depth": optuna.distributions.IntDistribution(1, 8)}
+    for x, depth in ((0.15, 2), (0.35, 7), (0.55, 4)):
+        study.enqueue_trial({"x": x, "depth": depth})
+        trial = study.ask(wider)
+        for step, value in enumerate(curve_for(x)):
+            trial.report(value, step)
+        study.tell(trial, curve_for(x)[-1])
+    study.enqueue_trial({"x": 0.95, "depth": 3})
+    trial = study.ask(wider)
+    trial.report(50.0, 0)
+    trial.report(49.0, 1)
+    assert trial.should_prune()
+    assert study.trials[trial.number].user_attrs["lcpred:n_train"] == 11.0
+
+
+def test_threads_share_one_pruner() -> None:
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        for step, value in enumerate(curve_for(x)):
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return curve_for(x)[-1]
+
+    study = optuna.create_study(
+        sampler=optuna.samplers.RandomSampler(seed=0), pruner=LCPredictionPruner(3)
+    )
+    study.optimize(objective, n_trials=40, n_jobs=2)
+    states = {t.state for t in study.trials}
+    assert states <= {TrialState.COMPLETE, TrialState.PRUNED} and TrialState.PRUNED in states
+
+
 def test_multi_objective_is_a_clear_error() -> None:
     study = optuna.create_study(directions=["minimize", "minimize"])
     trial = study.ask()
