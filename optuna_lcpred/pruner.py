@@ -74,7 +74,8 @@ class _Decision:
 
 class _CompletedMatrix:
     """COMPLETE trials as aligned arrays: curves on the union of their steps (forward-filled),
-    finals, encoded hyperparameters, config groups; rebuilt when the cache's version moves."""
+    finals, encoded hyperparameters and config groups. New trials are appended; everything is
+    rebuilt only when a new step or a new parameter appears (or the study changes)."""
 
     def __init__(self) -> None:
         self.version = -1
@@ -86,40 +87,62 @@ class _CompletedMatrix:
         self.hyper = np.zeros((0, 0))
         self.groups = np.zeros(0, dtype=np.int64)
         self.last_steps = np.zeros(0, dtype=np.int64)
-        self.layout: tuple[bytes, int] = (b"", 0)
+        self._source: _trials.CompletedCurves | None = None
+        self._n_rows = 0
+        self._group_ids: dict[bytes, int] = {}
 
     def update(self, data: _trials.CompletedCurves) -> bool:
         """Bring the arrays up to date; True if the feature layout (the step grid or the
         encoded hyperparameters) changed, which makes every fitted step model stale."""
-        if data.version == self.version:
+        if data is self._source and data.version == self.version:
             return False
-        self.version = data.version
-        self.encoder.update([t.distributions for t in data.trials])
-        steps = sorted({s for curve in data.curves for s in curve})
-        self.grid = np.asarray(steps, dtype=np.int64)
-        column = {s: j for j, s in enumerate(steps)}
-        raw = np.full((len(data.curves), len(steps)), np.nan)
-        for i, curve in enumerate(data.curves):
+        start = self._n_rows if data is self._source else 0
+        if start == 0:
+            self.encoder = ParamEncoder()
+        widened = self.encoder.update([t.distributions for t in data.trials[start:]])
+        known = set(self.grid.tolist()) if start else set()
+        new_steps = {s for curve in data.curves[start:] for s in curve} - known
+        rebuild = start == 0 or widened or bool(new_steps)
+        if rebuild:
+            start = 0
+            self._group_ids = {}
+            self.grid = np.asarray(sorted(known | new_steps), dtype=np.int64)
+        self._source, self.version, self._n_rows = data, data.version, len(data.trials)
+        curves, first_bad, hyper, groups, last_steps = self._rows(data, start)
+        if rebuild:
+            self.curves, self.first_bad, self.hyper = curves, first_bad, hyper
+            self.groups, self.last_steps = groups, last_steps
+        else:
+            self.curves = np.vstack([self.curves, curves])
+            self.first_bad = np.concatenate([self.first_bad, first_bad])
+            self.hyper = np.vstack([self.hyper, hyper])
+            self.groups = np.concatenate([self.groups, groups])
+            self.last_steps = np.concatenate([self.last_steps, last_steps])
+        self.finals = np.asarray(data.values, dtype=np.float64)
+        return rebuild
+
+    def _rows(
+        self, data: _trials.CompletedCurves, start: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        column = {int(s): j for j, s in enumerate(self.grid)}
+        new_curves = data.curves[start:]
+        raw = np.full((len(new_curves), len(self.grid)), np.nan)
+        for i, curve in enumerate(new_curves):
             for s, v in curve.items():
                 raw[i, column[s]] = v
         # A row trains a step's model only if its values up to that step are finite: an infinite
         # value or the NaN tail of a diverged (or shorter) run blocks it from there on.
         bad = np.isinf(raw) | _trailing_nan(raw)
-        self.first_bad = np.where(bad.any(axis=1), bad.argmax(axis=1), len(steps))
-        self.curves = forward_fill(raw) if len(steps) else raw
-        self.finals = np.asarray(data.values, dtype=np.float64)
-        self.hyper = np.array([self.encoder.encode(t.params) for t in data.trials]).reshape(
-            len(data.trials), self.encoder.width
+        first_bad = np.where(bad.any(axis=1), bad.argmax(axis=1), len(self.grid))
+        filled = forward_fill(raw) if len(self.grid) else raw
+        hyper = np.array([self.encoder.encode(t.params) for t in data.trials[start:]])
+        hyper = hyper.reshape(len(new_curves), self.encoder.width)
+        groups = np.array(
+            [self._group_ids.setdefault(row.tobytes(), len(self._group_ids)) for row in hyper],
+            dtype=np.int64,
         )
-        ids: dict[bytes, int] = {}
-        self.groups = np.array(
-            [ids.setdefault(row.tobytes(), len(ids)) for row in self.hyper], dtype=np.int64
-        )
-        self.last_steps = np.array([max(c) if c else -1 for c in data.curves], dtype=np.int64)
-        layout = (self.grid.tobytes(), self.encoder.width)
-        changed = layout != self.layout
-        self.layout = layout
-        return changed
+        last_steps = np.array([max(c) if c else -1 for c in new_curves], dtype=np.int64)
+        return filled, first_bad, hyper, groups, last_steps
 
 
 def _trailing_nan(raw: np.ndarray) -> np.ndarray:

@@ -330,3 +330,30 @@ def test_wrong_types_are_type_errors() -> None:
 def test_boundary_values_are_accepted() -> None:
     LCPredictionPruner(0, 0, 1, min_prob=0.0, audit_fraction=1.0, max_resource=1)
     LCPredictionPruner(threshold=0.25, min_prob=0.999)
+
+
+def test_incremental_matrix_equals_a_rebuild() -> None:
+    from optuna_lcpred._trials import FinishedTrialCache
+    from optuna_lcpred.pruner import _CompletedMatrix
+
+    study = optuna.create_study()
+    cache, incremental = FinishedTrialCache(), _CompletedMatrix()
+    wider = {**SPACE, "depth": optuna.distributions.IntDistribution(1, 8)}
+    plan = [
+        (0.1, SPACE, 10),
+        (0.2, SPACE, 10),
+        (0.3, wider, 10),
+        (0.4, wider, 12),
+        (0.5, wider, 12),
+    ]
+    for x, space, n_steps in plan:  # a new parameter, then a longer curve, force rebuilds
+        study.enqueue_trial({"x": x, "depth": 3})
+        trial = study.ask(space)
+        for step in range(n_steps):
+            trial.report(1.0 + x + 1.0 / (step + 1), step)
+        study.tell(trial, 1.0 + x)
+        incremental.update(cache.refresh(study))
+    fresh = _CompletedMatrix()
+    fresh.update(FinishedTrialCache().refresh(study))
+    for name in ("grid", "curves", "first_bad", "finals", "hyper", "groups", "last_steps"):
+        np.testing.assert_array_equal(getattr(incremental, name), getattr(fresh, name), name)
