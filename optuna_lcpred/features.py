@@ -8,11 +8,13 @@ hyperparameters (:func:`encode_hyperparameters`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 
 __all__ = [
+    "RobustScale",
     "curve_summary",
     "encode_hyperparameters",
     "forward_fill",
@@ -144,3 +146,32 @@ def curve_summary(curves: np.ndarray, n_points: int) -> np.ndarray:
         filled[:, -1] - 2 * filled[:, -2] + filled[:, -3] if length >= 3 else np.zeros(len(filled))
     )
     return np.column_stack([points, d1, d2])
+
+
+@dataclass(frozen=True)
+class RobustScale:
+    """``phi(v) = arcsinh((v - center) / scale)``: linear near the bulk of the training targets,
+    logarithmic for runs far from it. Residuals and decisions live on this scale, so that a few
+    exploded runs do not set the error spread for everyone."""
+
+    center: float
+    scale: float
+
+    @classmethod
+    def fit(cls, y: np.ndarray) -> RobustScale:
+        """Centre on the median of ``y``; scale by its interquartile range."""
+        center = float(np.median(y))
+        q25, q75 = np.percentile(y, [25, 75])
+        return cls(center, float(max(q75 - q25, 1e-12 * max(1.0, abs(center)), 1e-300)))
+
+    def forward(self, values: np.ndarray | float) -> np.ndarray:
+        """``phi(values)``."""
+        return np.arcsinh((np.asarray(values, dtype=np.float64) - self.center) / self.scale)
+
+    def inverse(self, phi: np.ndarray | float) -> np.ndarray:
+        """``phi^-1``."""
+        return self.center + self.scale * np.sinh(np.asarray(phi, dtype=np.float64))
+
+    def derivative_of_inverse(self, phi: float) -> float:
+        """``d phi^-1 / d phi`` at ``phi``, to carry a spread back to the original units."""
+        return float(self.scale * np.cosh(phi))

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import NuSVR
 
+from optuna_lcpred.features import RobustScale
 from optuna_lcpred.features import curve_summary
 from optuna_lcpred.predictors.base import CurvePredictor
 
@@ -76,16 +77,15 @@ class SVRPredictor(CurvePredictor):
         self.max_samples = max_samples
 
     def _transform(self, values: np.ndarray) -> np.ndarray:
-        return np.asarray(np.arcsinh((values - self.center_) / self.scale_))
+        return RobustScale(self.center_, self.scale_).forward(values)
 
     def _features(self, curves: np.ndarray, extra: np.ndarray) -> np.ndarray:
         summary = curve_summary(self._transform(curves), int(self.n_points))
         return np.hstack([summary, extra])
 
     def _fit(self, curves: np.ndarray, extra: np.ndarray, y: np.ndarray) -> None:
-        self.center_ = float(np.median(y))
-        q25, q75 = np.percentile(y, [25, 75])
-        self.scale_ = float(max(q75 - q25, 1e-12 * max(1.0, abs(self.center_)), 1e-300))
+        robust = RobustScale.fit(y)
+        self.center_, self.scale_ = robust.center, robust.scale
         if len(y) > self.max_samples:
             order = np.argsort(y, kind="stable")
             keep = order[np.round(np.linspace(0, len(y) - 1, self.max_samples)).astype(int)]
@@ -97,4 +97,4 @@ class SVRPredictor(CurvePredictor):
 
     def _predict(self, curves: np.ndarray, extra: np.ndarray) -> np.ndarray:
         scaled = self.scaler_.transform(self._features(curves, extra))
-        return np.asarray(self.center_ + self.scale_ * np.sinh(self.svr_.predict(scaled)))
+        return RobustScale(self.center_, self.scale_).inverse(self.svr_.predict(scaled))
