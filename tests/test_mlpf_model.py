@@ -1,0 +1,160 @@
+"""The MLPF model, loss, search space and objective."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("pyarrow")
+
+from mlpf_objective import MLPFObjective  # noqa: E402
+from mlpf_objective.data import collate  # noqa: E402
+from mlpf_objective.data import generate_dataset  # noqa: E402
+from mlpf_objective.loss import mlpf_loss  # noqa: E402
+from mlpf_objective.model import MLPFModel  # noqa: E402
+from mlpf_objective.objective import evaluate  # noqa: E402
+from mlpf_objective.objective import train_epoch  # noqa: E402
+from mlpf_objective.search_space import parse_search_space  # noqa: E402
+
+
+TINY = {"width": 16, "num_heads": 2, "num_layers": 1, "batch_size": 32, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def events():  # type: ignore[no-untyped-def]
+    return generate_dataset(240, seed=5)
+
+
+def test_padding_changes_no_output(events) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = MLPFModel(width=16, num_heads=4, num_layers=2, dropout=0.2).eval()
+    tight = collate(events, [0, 1, 2, 3])
+    padded = collate(events, [0, 1, 2, 3], pad_to=tight.mask.shape[1] + 17)
+    with torch.no_grad():
+        a = model(tight.elements, tight.mask)
+        b = model(padded.elements, padded.mask)
+    n = tight.mask.shape[1]
+    # On real elements every head gives the same numbers whatever the padding.
+    for name in ("particle_logit", "class_logits", "regression"):
+        x, y = getattr(a, name), getattr(b, name)[:, :n]
+        torch.testing.assert_close(x[tight.mask], y[tight.mask], atol=1e-5, rtol=1e-5)
+    # And the loss, a mean over real elements, is the same too.
+    torch.testing.assert_close(mlpf_loss(a, tight)[0], mlpf_loss(b, padded)[0])
+
+
+def test_padded_elements_do_not_attend(events) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = MLPFModel(width=16, num_heads=2, num_layers=1).eval()
+    batch = collate(events, [0], pad_to=60)
+    garbage = batch.elements.clone()
+    garbage[~batch.mask] = 1e3  # junk in padded rows must not leak into real elements
+    with torch.no_grad():
+        clean = model(batch.elements, batch.mask).class_logits[batch.mask]
+        dirty = model(garbage, batch.mask).class_logits[batch.mask]
+    torch.testing.assert_close(clean, dirty)
+
+
+def test_model_rejects_bad_sizes() -> None:
+    with pytest.raises(ValueError, match="multiple of num_heads"):
+        MLPFModel(width=10, num_heads=4)
+    with pytest.raises(ValueError, match="dropout"):
+        MLPFModel(dropout=1.0)
+
+
+def test_training_lowers_validation_loss(events) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(1)
+    train, val = events.split(0.25, seed=0)
+    model = MLPFModel(width=32, num_heads=2, num_layers=1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    device = torch.device("cpu")
+    before = evaluate(model, val, device)["loss"]
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        train_epoch(model, optimizer, train, 32, rng, device)
+    after = evaluate(model, val, device, physics=True)
+    # A few epochs on synthetic events cut the validation loss clearly.
+    assert after["loss"] < 0.7 * before
+    # Tracks of charged hadrons are easy: the trained model finds most of them.
+    assert after["f1_charged_hadron"] > 0.5
+    assert 0.8 < after["pt_response"] < 1.2
+
+
+def test_search_space_parsing() -> None:
+    space = parse_search_space(
+        {"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}, "dropout": 0.1}
+    )
+    assert isinstance(space["lr"], optuna.distributions.FloatDistribution)
+    assert space["dropout"] == 0.1  # a constant is not searched
+    assert isinstance(space["width"], optuna.distributions.CategoricalDistribution)  # default
+    with pytest.raises(ValueError, match="unknown hyperparameter 'momentum'"):
+        parse_search_space({"momentum": 0.9})
+    with pytest.raises(ValueError, match=r"search_space\.lr\.type"):
+        parse_search_space({"lr": {"type": "uniform", "low": 0, "high": 1}})
+    with pytest.raises(ValueError, match=r"search_space\.lr: missing field 'high'"):
+        parse_search_space({"lr": {"type": "float", "low": 0.1}})
+    with pytest.raises(ValueError, match=r"search_space\.lr: unknown field"):
+        parse_search_space({"lr": {"type": "float", "low": 0.1, "high": 1, "logg": True}})
+
+
+def test_two_epoch_trial_reports_its_curve() -> None:
+    objective = MLPFObjective(n_events=80, epochs=2, search_space=TINY, device="cpu")
+    study = optuna.create_study()
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    # One validation loss per epoch, and the trial's value is the last of them.
+    assert sorted(trial.intermediate_values) == [0, 1]
+    assert trial.value == trial.intermediate_values[1]
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    # Physics metrics are stored on the trial.
+    assert {"mlpf:f1_photon", "mlpf:pt_resolution", "mlpf:seconds_per_epoch"} <= set(
+        trial.user_attrs
+    )
+
+
+def test_trials_are_seeded() -> None:
+    values = []
+    for _ in range(2):
+        objective = MLPFObjective(n_events=60, epochs=1, search_space=TINY, device="cpu")
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        study.optimize(objective, n_trials=1)
+        values.append(study.trials[0].value)
+    # Same seed, same trial number, same data: the same loss.
+    assert values[0] == values[1]
+
+
+def test_pruner_stops_training() -> None:
+    objective = MLPFObjective(n_events=60, epochs=5, search_space=TINY, device="cpu")
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1e-9))
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    # The pruner says stop after the first epoch, and training stops there.
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert sorted(trial.intermediate_values) == [0]
+
+
+def test_diverging_trial_is_pruned_not_crashed() -> None:
+    space = dict(TINY, lr=1e12, weight_decay=0.0)
+    objective = MLPFObjective(n_events=60, epochs=4, search_space=space, device="cpu")
+    study = optuna.create_study(pruner=optuna.pruners.NopPruner())
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    values = list(trial.intermediate_values.values())
+    # A learning rate of 1e12 blows the weights up within a few epochs.
+    assert not all(math.isfinite(v) for v in values)
+    # A NaN/inf loss ends the trial as PRUNED even under a pruner that never prunes.
+    assert trial.state == optuna.trial.TrialState.PRUNED
+    assert "mlpf:diverged_at" in trial.user_attrs
+
+
+def test_objective_rejects_bad_options() -> None:
+    with pytest.raises(ValueError, match="epochs"):
+        MLPFObjective(epochs=0)
+    with pytest.raises(ValueError, match="device"):
+        MLPFObjective(device="tpu")
+    with pytest.raises(ValueError, match="unknown hyperparameter"):
+        MLPFObjective(search_space={"momentum": 0.9})
