@@ -7,7 +7,9 @@ plain data.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -26,6 +28,8 @@ __all__ = [
     "FinishedTrialCache",
     "current_curve",
     "direction_sign",
+    "heartbeat",
+    "pop_waiting_trial",
     "set_float_user_attrs",
 ]
 
@@ -124,3 +128,35 @@ def set_float_user_attrs(study: optuna.Study, trial: FrozenTrial, attrs: dict[st
         if math.isinf(value):
             value = math.copysign(1e308, value)
         study._storage.set_trial_user_attr(trial._trial_id, key, value)
+
+
+def pop_waiting_trial(study: optuna.Study) -> optuna.Trial | None:
+    """Claim one WAITING trial of ``study`` for this process, or None when none is left.
+
+    The claim is the storage's atomic WAITING -> RUNNING transition, so two workers never get
+    the same trial, and unlike ``study.ask()`` no new trial is created when the queue is empty:
+    a study whose trials are all enqueued up front holds exactly that many.
+    """
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    storage = study._storage
+    for frozen in storage.get_all_trials(
+        study._study_id, deepcopy=False, states=(TrialState.WAITING,)
+    ):
+        try:
+            if not storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
+                continue
+        except UpdateFinishedTrialError:
+            continue
+        return optuna.Trial(study, frozen._trial_id)
+    return None
+
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
+    """Record heartbeats for ``trial`` while the block runs (RDB storages with heartbeats on)."""
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    with get_heartbeat_thread(trial._trial_id, study._storage):
+        yield

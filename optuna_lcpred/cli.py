@@ -1,4 +1,5 @@
-"""The ``optuna-lcpred`` command line: ``bench``, ``evaluate``, ``export-curves``.
+"""The ``optuna-lcpred`` command line: ``run``, ``worker``, ``bench``, ``evaluate``,
+``export-curves``.
 
 One class per command, registered in ``_COMMANDS``; data goes to stdout, logs and progress to
 stderr. A usage mistake prints a one-line error and exits 1 (``--debug`` shows the traceback).
@@ -7,6 +8,7 @@ stderr. A usage mistake prints a one-line error and exits 1 (``--debug`` shows t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -272,7 +274,192 @@ class _ExportCurves(_BaseCommand):
         return 0
 
 
+_STORAGE_ENV = "OPTUNA_LCPRED_STORAGE"
+
+
+def _add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study_file", metavar="STUDY.toml", help="the study file")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a study-file entry, e.g. --set objective.options.epochs=5 (repeatable)",
+    )
+    parser.add_argument("--timeout", type=float, help="seconds; no new trial starts after it")
+
+
+class _Run(_BaseCommand):
+    help = "Run a study file with N local worker processes and print a summary."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _add_study_arguments(parser)
+        parser.add_argument(
+            "--storage",
+            default=os.environ.get(_STORAGE_ENV),
+            help=f"storage URL (default: ${_STORAGE_ENV}, else the study file's, else "
+            "NAME.sqlite3 for one worker or NAME.journal for several, in the current folder)",
+        )
+        parser.add_argument(
+            "--workers", type=int, default=1, help="worker processes (0: only create the study)"
+        )
+        parser.add_argument("--n-trials", type=int, help="trials the study should hold")
+        parser.add_argument(
+            "--json", metavar="OUT", help="write the summary as JSON ('-': stdout)"
+        )
+        parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from optuna_lcpred.studyfile import load_study_file
+        from optuna_lcpred.worker import default_storage
+        from optuna_lcpred.worker import make_storage
+        from optuna_lcpred.worker import prepare_study
+        from optuna_lcpred.worker import summarize_study
+
+        if args.workers < 0:
+            raise CLIUsageError(f"--workers must be >= 0, got {args.workers}")
+        if args.n_trials is not None and args.n_trials < 1:
+            raise CLIUsageError(f"--n-trials must be >= 1, got {args.n_trials}")
+        config = load_study_file(args.study_file, args.overrides)
+        config.make_pruner()  # a bad pruner option fails here, not in every worker
+        config.make_sampler()
+        url = args.storage or config.storage or default_storage(config, args.workers)
+        storage = make_storage(url, config)
+        study = prepare_study(config, storage, n_trials=args.n_trials)
+        code = _run_workers(args, url, study) if args.workers > 0 else 0
+        summary = summarize_study(study, url)
+        print(summary.format())
+        if args.json:
+            data = dataclasses.asdict(summary)
+            data["epochs_fraction"] = summary.epochs_fraction
+            if args.json == "-":
+                _dump_json(data, sys.stdout)
+            else:
+                _write_json(data, args.json)
+        return code
+
+
+def _run_workers(args: argparse.Namespace, url: str, study: optuna.Study) -> int:
+    import subprocess
+    import time
+
+    from optuna.trial import TrialState
+    from tqdm import tqdm
+
+    from optuna_lcpred.worker import N_TRIALS_ATTR
+    from optuna_lcpred.worker import recover_dead_worker
+
+    env = dict(os.environ, **{_STORAGE_ENV: url})
+    command = [sys.executable, "-m", "optuna_lcpred.cli"]
+    if args.verbose:
+        command.append("-v")
+    command += ["worker", args.study_file]
+    for item in args.overrides:
+        command += ["--set", item]
+    if args.timeout is not None:
+        command += ["--timeout", str(args.timeout)]
+    processes = [
+        subprocess.Popen([*command, "--worker-index", str(i)], env=env)
+        for i in range(args.workers)
+    ]
+    total = study.user_attrs.get(N_TRIALS_ATTR)
+    done_states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    bar = tqdm(
+        total=total,
+        unit="trial",
+        desc=study.study_name,
+        disable=args.no_progress or not sys.stderr.isatty(),
+        file=sys.stderr,
+    )
+    failed: list[int] = []
+    try:
+        while True:
+            codes = [p.poll() for p in processes]
+            for process, code in zip(processes, codes, strict=False):
+                if code is not None and code != 0 and process.pid not in failed:
+                    failed.append(process.pid)
+                    recover_dead_worker(study, process.pid)
+            finished = len(study.get_trials(deepcopy=False, states=done_states))
+            bar.update(finished - bar.n)
+            if all(code is not None for code in codes):
+                break
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for process in processes:
+            recover_dead_worker(study, process.pid, retry=False)
+        bar.close()
+        print("interrupted; running trials were marked FAIL", file=sys.stderr)
+        return 130
+    bar.close()
+    if failed:
+        print(
+            f"optuna-lcpred run: {len(failed)} worker(s) exited with an error; "
+            "their running trials were marked FAIL and queued again",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+class _Worker(_BaseCommand):
+    help = "Run one worker of a study (one per GPU, e.g. under srun); stops cleanly on SIGTERM."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _add_study_arguments(parser)
+        parser.add_argument(
+            "--storage",
+            default=os.environ.get(_STORAGE_ENV),
+            help=f"storage URL (default: ${_STORAGE_ENV}, else the study file's); prefer the "
+            "environment variable for URLs with a password, which command lines show to others",
+        )
+        parser.add_argument(
+            "--worker-index",
+            type=int,
+            default=int(os.environ.get("SLURM_PROCID", "0")),
+            help="offsets the sampler seed (default: $SLURM_PROCID or 0)",
+        )
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from optuna_lcpred.studyfile import load_study_file
+        from optuna_lcpred.worker import WorkerTerminated
+        from optuna_lcpred.worker import make_storage
+        from optuna_lcpred.worker import run_worker
+
+        config = load_study_file(args.study_file, args.overrides)
+        url = args.storage or config.storage
+        if not url:
+            raise CLIUsageError(
+                f"--storage is required (or set {_STORAGE_ENV}, or study.storage in the file)"
+            )
+        storage = make_storage(url, config)
+        try:
+            counts = run_worker(
+                config, storage, worker_index=args.worker_index, timeout=args.timeout
+            )
+        except WorkerTerminated:
+            print(
+                "optuna-lcpred worker: terminated; the running trial is marked FAIL",
+                file=sys.stderr,
+            )
+            return 143
+        except KeyError:
+            raise CLIUsageError(
+                f"study {config.name!r} does not exist in the storage; create it first with "
+                f"optuna-lcpred run {args.study_file} --workers 0"
+            ) from None
+        _logger.info("worker %d done: %s", args.worker_index, counts)
+        return 0
+
+
 _COMMANDS: dict[str, type[_BaseCommand]] = {
+    "run": _Run,
+    "worker": _Worker,
     "bench": _Bench,
     "evaluate": _Evaluate,
     "export-curves": _ExportCurves,
@@ -323,6 +510,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"optuna-lcpred {args.command}: error: {error}", file=sys.stderr)
         if isinstance(error, CLIUsageError):
             parsers[args.command].print_usage(sys.stderr)
+        return 1
+    except Exception as error:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from optuna_lcpred.storage import redact_text
+
+        if args.debug or not isinstance(error, SQLAlchemyError):
+            raise
+        first = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        print(
+            f"optuna-lcpred {args.command}: error: cannot use the storage: {redact_text(first)}",
+            file=sys.stderr,
+        )
         return 1
 
 

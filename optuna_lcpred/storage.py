@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,7 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
 
 
-__all__ = ["open_storage"]
+__all__ = ["open_storage", "redact_text", "redact_url"]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -52,3 +53,33 @@ def _journal(path: str) -> BaseStorage:
     if not path:
         raise ValueError("journal: needs a file path, e.g. journal:./study.log")
     return JournalStorage(JournalFileBackend(path))
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for logs and messages.
+
+    >>> redact_url("postgresql://ana:s3cret@db.example.org:5432/hpo")
+    'postgresql://ana:***@db.example.org:5432/hpo'
+    >>> redact_url("sqlite:///study.sqlite3")
+    'sqlite:///study.sqlite3'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.\-]*://\S+")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``.
+
+    >>> redact_text("cannot connect to postgresql://ana:pw@host/db: refused")
+    'cannot connect to postgresql://ana:***@host/db: refused'
+    """
+    return _URL.sub(lambda match: redact_url(match.group(0)), text)

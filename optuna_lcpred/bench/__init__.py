@@ -7,6 +7,7 @@ from optuna_lcpred.bench.evaluate import evaluate_table
 from optuna_lcpred.bench.metrics import epochs_fraction
 from optuna_lcpred.bench.metrics import oracle_outcome
 from optuna_lcpred.bench.metrics import regret
+from optuna_lcpred.bench.objective import ReplayObjective
 from optuna_lcpred.bench.pruners import make_pruner
 from optuna_lcpred.bench.pruners import parse_pruner_list
 from optuna_lcpred.bench.pruners import register_pruner
@@ -18,6 +19,7 @@ from optuna_lcpred.bench.runner import run_benchmark
 
 __all__ = [
     "BenchReport",
+    "ReplayObjective",
     "ReplayResult",
     "epochs_fraction",
     "evaluate_table",

@@ -29,6 +29,7 @@ __all__ = [
     "PrunerSpecError",
     "available_pruners",
     "make_pruner",
+    "make_pruner_from_options",
     "parse_pruner_list",
     "parse_pruner_spec",
     "register_pruner",
@@ -232,3 +233,26 @@ register_pruner("hyperband", optuna.pruners.HyperbandPruner)
 register_pruner("threshold", optuna.pruners.ThresholdPruner)
 register_pruner("patient", _patient)
 register_pruner("lcpred", LCPredictionPruner)
+
+
+def make_pruner_from_options(name: str, options: dict[str, Any]) -> optuna.pruners.BasePruner:
+    """A pruner by registered ``name`` with typed ``options`` (as a study file gives them).
+
+    Raises:
+        PrunerSpecError: Unknown name, an option the pruner does not take, or a value it rejects.
+    """
+    spec = PrunerSpec(text=name, name=name.strip().lower(), options={})
+    factory, fixed = _factory_for(spec)
+    merged = {**fixed, **options}
+    accepted = _accepted_options(factory)
+    if accepted is not None:
+        unknown = sorted(set(merged) - accepted)
+        if unknown:
+            raise PrunerSpecError(
+                f"{name!r} does not take option(s) {', '.join(unknown)}; "
+                f"it takes {', '.join(sorted(accepted)) or 'none'}"
+            )
+    try:
+        return factory(**merged)
+    except (TypeError, ValueError) as error:
+        raise PrunerSpecError(f"{name!r}: {error}") from None

@@ -1,0 +1,302 @@
+"""Study files: one TOML file says what a study optimises, with what, and where it is stored.
+
+Layout (every table but ``[study]`` and ``[objective]`` is optional)::
+
+    [study]
+    name = "mlpf-demo"            # required
+    direction = "minimize"        # or "maximize"
+    n_trials = 20                 # trials the study should hold (COMPLETE, PRUNED or running)
+    timeout = 3600                # seconds; a worker takes no new trial after it
+    storage = "postgresql://..."  # default: an embedded file next to where you run
+
+    [objective]
+    target = "mlpf_objective:MLPFObjective"   # module:attribute; called with options, it
+    [objective.options]                        # returns the callable that takes a trial
+    epochs = 20
+
+    [sampler]
+    name = "tpe"                  # tpe, random, gp, cmaes, qmc
+    seed = 0                      # worker i uses seed + i
+    [sampler.options]
+    n_startup_trials = 5
+
+    [pruner]
+    name = "lcpred"               # any name `optuna-lcpred bench --pruners` knows
+    [pruner.options]
+    min_prob = 0.05
+
+    [rdb]                         # PostgreSQL / MySQL only
+    heartbeat_interval = 60       # seconds; 0 switches heartbeats off
+    grace_period = 180            # a trial silent this long is failed ...
+    max_retry = 1                 # ... and retried this many times
+    pool_size = 2
+    pool_recycle = 3600
+
+Unknown keys and wrong types are errors that name the key and the file. ``--set key.path=value``
+on the command line overrides any entry before validation (the value is read as TOML, or as
+text when it is not valid TOML).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import sys
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+__all__ = ["StudyConfig", "StudyFileError", "apply_overrides", "load_study_file"]
+
+
+class StudyFileError(ValueError):
+    """A study file that cannot be read, or holds an unknown key or a value of the wrong type."""
+
+
+@dataclass(frozen=True)
+class RDBOptions:
+    """Settings for a PostgreSQL or MySQL storage."""
+
+    heartbeat_interval: int = 60
+    grace_period: int | None = None
+    max_retry: int = 1
+    pool_size: int = 2
+    max_overflow: int = 2
+    pool_recycle: int = 3600
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study file.
+
+    Attributes:
+        source: Where it was read from (for messages).
+        name: Study name.
+        direction: ``"minimize"`` or ``"maximize"``.
+        n_trials: Trials the study should hold, or None for no limit (then ``timeout`` is set).
+        timeout: Seconds after which a worker starts no new trial, or None.
+        storage: Storage URL from the file, or None for the embedded default.
+        objective: Import path ``module:attribute`` of the objective factory.
+        objective_options: Keyword arguments for the factory.
+        sampler: Sampler name; ``sampler_seed`` and ``sampler_options`` configure it.
+        pruner: Pruner name; ``pruner_options`` configure it.
+        rdb: Settings used when the storage is an RDB URL.
+    """
+
+    source: str
+    name: str
+    objective: str
+    direction: str = "minimize"
+    n_trials: int | None = None
+    timeout: float | None = None
+    storage: str | None = None
+    objective_options: dict[str, Any] = field(default_factory=dict)
+    sampler: str = "tpe"
+    sampler_seed: int | None = None
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    pruner: str = "lcpred"
+    pruner_options: dict[str, Any] = field(default_factory=dict)
+    rdb: RDBOptions = field(default_factory=RDBOptions)
+
+    def make_objective(self) -> Callable[..., float]:
+        """Import the objective factory and call it with the options."""
+        module_name, _, attribute = self.objective.partition(":")
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError) as exc:
+            raise StudyFileError(
+                f"{self.source}: objective.target {self.objective!r} cannot be imported ({exc})"
+            ) from None
+        try:
+            objective = target(**self.objective_options)
+        except TypeError as exc:
+            raise StudyFileError(f"{self.source}: objective.options: {exc}") from None
+        if not callable(objective):
+            raise StudyFileError(
+                f"{self.source}: objective.target {self.objective!r} returned "
+                f"{type(objective).__name__}, expected a callable taking a trial"
+            )
+        return objective  # type: ignore[no-any-return]
+
+    def make_sampler(self, worker_index: int = 0) -> Any:
+        """A fresh sampler; worker ``i`` gets ``seed + i`` so workers do not propose alike."""
+        import optuna
+
+        factories: dict[str, Callable[..., Any]] = {
+            "tpe": optuna.samplers.TPESampler,
+            "random": optuna.samplers.RandomSampler,
+            "gp": optuna.samplers.GPSampler,
+            "cmaes": optuna.samplers.CmaEsSampler,
+            "qmc": optuna.samplers.QMCSampler,
+        }
+        options = dict(self.sampler_options)
+        if self.sampler_seed is not None:
+            options["seed"] = self.sampler_seed + worker_index
+        try:
+            return factories[self.sampler](**options)
+        except TypeError as exc:
+            raise StudyFileError(f"{self.source}: sampler.options: {exc}") from None
+
+    def make_pruner(self) -> Any:
+        """A fresh pruner from the bench registry (``lcpred``, ``median``, ``hyperband``...)."""
+        from optuna_lcpred.bench.pruners import PrunerSpecError
+        from optuna_lcpred.bench.pruners import make_pruner_from_options
+
+        try:
+            return make_pruner_from_options(self.pruner, self.pruner_options)
+        except PrunerSpecError as exc:
+            raise StudyFileError(f"{self.source}: pruner: {exc}") from None
+
+
+_SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
+_SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
+    "study": {
+        "name": (str,),
+        "direction": (str,),
+        "n_trials": (int,),
+        "timeout": (int, float),
+        "storage": (str,),
+    },
+    "objective": {"target": (str,), "options": (dict,)},
+    "sampler": {"name": (str,), "seed": (int,), "options": (dict,)},
+    "pruner": {"name": (str,), "options": (dict,)},
+    "rdb": {
+        "heartbeat_interval": (int,),
+        "grace_period": (int,),
+        "max_retry": (int,),
+        "pool_size": (int,),
+        "max_overflow": (int,),
+        "pool_recycle": (int,),
+    },
+}
+
+
+def load_study_file(path: str | Path, overrides: Sequence[str] = ()) -> StudyConfig:
+    """Read, override (``key.path=value`` strings) and validate a study file.
+
+    Raises:
+        StudyFileError: the file is missing or not TOML, or a key or value is wrong; the
+            message names the file and the key.
+    """
+    source = str(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise StudyFileError(f"{source}: no such study file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyFileError(f"{source}: not valid TOML ({exc})") from None
+    return parse_study(apply_overrides(raw, overrides, source=source), source=source)
+
+
+def apply_overrides(
+    raw: Mapping[str, Any], overrides: Sequence[str], *, source: str = "study file"
+) -> dict[str, Any]:
+    """A copy of ``raw`` with each ``a.b.c=value`` set (tables created as needed)."""
+    out = copy.deepcopy(dict(raw))
+    for item in overrides:
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not key or any(not part for part in key.split(".")):
+            raise StudyFileError(f"--set {item!r}: expected key.path=value")
+        value = _parse_value(text.strip())
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise StudyFileError(f"{source}: --set {key}: {part!r} is not a table")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def parse_study(raw: Mapping[str, Any], *, source: str = "study file") -> StudyConfig:
+    """Validate the tables of a study file (already parsed from TOML)."""
+    unknown = sorted(set(raw) - set(_SCHEMA))
+    if unknown:
+        raise StudyFileError(
+            f"{source}: unknown table {unknown[0]!r}; expected {', '.join(_SCHEMA)}"
+        )
+    tables: dict[str, dict[str, Any]] = {}
+    for table, keys in _SCHEMA.items():
+        entries = raw.get(table, {})
+        if not isinstance(entries, dict):
+            raise StudyFileError(f"{source}: {table} must be a table, got {entries!r}")
+        for key, value in entries.items():
+            if key not in keys:
+                raise StudyFileError(
+                    f"{source}: unknown key {table}.{key}; expected one of {', '.join(keys)}"
+                )
+            wanted = keys[key]
+            if isinstance(value, bool) or not isinstance(value, wanted):
+                names = " or ".join(t.__name__ for t in wanted)
+                raise StudyFileError(f"{source}: {table}.{key} must be {names}, got {value!r}")
+        tables[table] = entries
+    study, objective = tables["study"], tables["objective"]
+    for prefix, required in (("study", "name"), ("objective", "target")):
+        if required not in tables[prefix]:
+            raise StudyFileError(f"{source}: {prefix}.{required} is required")
+    if ":" not in objective["target"]:
+        raise StudyFileError(
+            f"{source}: objective.target must look like module:attribute, "
+            f"got {objective['target']!r}"
+        )
+    direction = study.get("direction", "minimize")
+    if direction not in ("minimize", "maximize"):
+        raise StudyFileError(
+            f"{source}: study.direction must be 'minimize' or 'maximize', got {direction!r}"
+        )
+    n_trials = study.get("n_trials")
+    timeout = study.get("timeout")
+    if n_trials is not None and n_trials < 1:
+        raise StudyFileError(f"{source}: study.n_trials must be >= 1, got {n_trials!r}")
+    if timeout is not None and timeout <= 0:
+        raise StudyFileError(f"{source}: study.timeout must be > 0 seconds, got {timeout!r}")
+    if n_trials is None and timeout is None:
+        raise StudyFileError(f"{source}: give study.n_trials, study.timeout or both")
+    sampler = tables["sampler"].get("name", "tpe")
+    if sampler not in _SAMPLERS:
+        raise StudyFileError(
+            f"{source}: sampler.name must be one of {', '.join(_SAMPLERS)}, got {sampler!r}"
+        )
+    rdb_values = tables["rdb"]
+    for key, value in rdb_values.items():
+        if value < 0 or (key in ("pool_size", "grace_period") and value == 0):
+            raise StudyFileError(f"{source}: rdb.{key} must be positive, got {value!r}")
+    return StudyConfig(
+        source=source,
+        name=study["name"],
+        objective=objective["target"],
+        direction=direction,
+        n_trials=n_trials,
+        timeout=float(timeout) if timeout is not None else None,
+        storage=study.get("storage") or None,
+        objective_options=dict(objective.get("options", {})),
+        sampler=sampler,
+        sampler_seed=tables["sampler"].get("seed"),
+        sampler_options=dict(tables["sampler"].get("options", {})),
+        pruner=tables["pruner"].get("name", "lcpred"),
+        pruner_options=dict(tables["pruner"].get("options", {})),
+        rdb=RDBOptions(**rdb_values),
+    )
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text

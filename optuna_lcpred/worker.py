@@ -1,0 +1,375 @@
+"""Workers of one study: prepare it, run trials from its queue, summarise it.
+
+A study run by ``optuna-lcpred run`` or by ``worker`` processes on a cluster is *prepared* once:
+created if new, and topped up with WAITING trials until it holds ``n_trials`` live ones
+(WAITING, RUNNING, COMPLETE or PRUNED). Workers then claim WAITING trials one at a time (an
+atomic state change in the storage), so however many workers run, the study ends with exactly
+``n_trials`` trials; a trial failed by a dead worker's missing heartbeat comes back as a new
+WAITING trial (``RetryHeartbeatStaleTrialCallback``) and is picked up like the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import socket
+import time
+import warnings
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+from optuna_lcpred._trials import heartbeat
+from optuna_lcpred._trials import pop_waiting_trial
+from optuna_lcpred.storage import open_storage
+from optuna_lcpred.storage import redact_url
+from optuna_lcpred.studyfile import StudyConfig
+
+
+__all__ = [
+    "StudySummary",
+    "WorkerTerminated",
+    "default_storage",
+    "make_storage",
+    "prepare_study",
+    "run_worker",
+    "summarize_study",
+]
+
+_logger = logging.getLogger("optuna.lcpred.worker")
+
+N_TRIALS_ATTR = "lcpred:n_trials"
+WORKER_ATTR = "lcpred:worker"
+_LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class WorkerTerminated(BaseException):
+    """Raised in a worker's main thread by SIGTERM, so its running trial is marked FAIL."""
+
+
+def default_storage(config: StudyConfig, workers: int, directory: str | Path = ".") -> str:
+    """The embedded storage for ``workers`` local processes.
+
+    SQLite (``NAME.sqlite3``) for one worker; Optuna's journal file (``NAME.journal``), which is
+    safe for several processes on one machine, for more.
+    """
+    stem = Path(directory) / config.name.replace("/", "_")
+    if workers <= 1:
+        return f"sqlite:///{stem}.sqlite3"
+    return f"journal:{stem}.journal"
+
+
+def make_storage(url: str, config: StudyConfig) -> str | BaseStorage:
+    """Open ``url`` with the study file's RDB settings (pool, pre-ping, heartbeats, retries).
+
+    SQLite URLs get a plain ``RDBStorage``; PostgreSQL / MySQL URLs get a connection pool sized
+    for one process (``pool_size``, ``max_overflow``), ``pool_pre_ping`` so a connection the
+    server dropped is replaced instead of failing a trial, and, unless
+    ``rdb.heartbeat_interval = 0``, heartbeats that fail a silent trial after ``grace_period``
+    seconds and retry it ``max_retry`` times.
+    """
+    opened = open_storage(url)
+    if not isinstance(opened, str):
+        return opened
+    import inspect
+
+    from optuna import storages
+    from optuna.storages import RDBStorage
+
+    if opened.startswith("sqlite"):
+        return RDBStorage(opened, engine_kwargs={"connect_args": {"timeout": 60}})
+    opened = _with_installed_driver(opened)
+    rdb = config.rdb
+    kwargs: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if rdb.heartbeat_interval > 0:
+            # Optuna 5 names these RetryHeartbeatStaleTrialCallback and
+            # heartbeat_stale_trial_callback; 4.x has only the older names.
+            retry = (
+                getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
+                or storages.RetryFailedTrialCallback
+            )
+            parameters = inspect.signature(RDBStorage).parameters
+            callback_key = (
+                "heartbeat_stale_trial_callback"
+                if "heartbeat_stale_trial_callback" in parameters
+                else "failed_trial_callback"
+            )
+            kwargs = {
+                "heartbeat_interval": rdb.heartbeat_interval,
+                "grace_period": rdb.grace_period or 3 * rdb.heartbeat_interval,
+                callback_key: retry(max_retry=rdb.max_retry),
+            }
+        return RDBStorage(
+            opened,
+            engine_kwargs={
+                "pool_size": rdb.pool_size,
+                "max_overflow": rdb.max_overflow,
+                "pool_recycle": rdb.pool_recycle,
+                "pool_pre_ping": True,
+            },
+            **kwargs,
+        )
+
+
+def _with_installed_driver(url: str) -> str:
+    """``postgresql://`` with the PostgreSQL driver that is installed (psycopg 3 or psycopg2).
+
+    SQLAlchemy picks psycopg2 or psycopg 3 for a bare ``postgresql://`` depending on its
+    version; the ``postgres`` extra installs psycopg 3.
+    """
+    import importlib.util
+
+    if not url.startswith("postgresql://"):
+        return url
+    if importlib.util.find_spec("psycopg") is not None:
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def prepare_study(
+    config: StudyConfig, storage: str | BaseStorage, *, n_trials: int | None = None
+) -> optuna.Study:
+    """Create or load the study and enqueue WAITING trials up to ``n_trials`` live ones."""
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=storage,
+        direction=StudyDirection[config.direction.upper()],
+        load_if_exists=True,
+    )
+    if study.direction.name.lower() != config.direction:
+        raise ValueError(
+            f"study {config.name!r} exists with direction {study.direction.name.lower()}, "
+            f"but {config.source} says {config.direction}"
+        )
+    target = n_trials if n_trials is not None else config.n_trials
+    if target is not None:
+        study.set_user_attr(N_TRIALS_ATTR, target)
+        live = len(study.get_trials(deepcopy=False, states=_LIVE))
+        for _ in range(max(0, target - live)):
+            study.enqueue_trial({}, user_attrs={"lcpred:queued": True})
+    return study
+
+
+@contextmanager
+def _terminate_on_sigterm() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise WorkerTerminated(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_worker(
+    config: StudyConfig,
+    storage: str | BaseStorage,
+    *,
+    worker_index: int = 0,
+    objective: Callable[[optuna.Trial], float] | None = None,
+    timeout: float | None = None,
+) -> dict[str, int]:
+    """Run trials of a prepared study until its queue is empty (or the timeout passes).
+
+    Returns counts of the states this worker's trials ended in. SIGTERM (``scancel``, the end
+    of a Slurm allocation) fails the running trial, so it is not left RUNNING, and re-raises
+    :class:`WorkerTerminated`; the caller exits non-zero.
+    """
+    study = optuna.load_study(
+        study_name=config.name,
+        storage=storage,
+        sampler=config.make_sampler(worker_index),
+        pruner=config.make_pruner(),
+    )
+    func = objective if objective is not None else config.make_objective()
+    limit = timeout if timeout is not None else config.timeout
+    unlimited = study.user_attrs.get(N_TRIALS_ATTR) is None
+    deadline = time.monotonic() + limit if limit is not None else math.inf
+    counts = {state.name: 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    with _terminate_on_sigterm():
+        while time.monotonic() < deadline:
+            _fail_stale(study)
+            trial = pop_waiting_trial(study)
+            if trial is None:
+                if not unlimited:
+                    break
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    trial = study.ask()
+            trial.set_user_attr(WORKER_ATTR, worker_id)
+            state = _run_trial(study, trial, func)
+            counts[state.name] = counts.get(state.name, 0) + 1
+    return counts
+
+
+def _fail_stale(study: optuna.Study) -> None:
+    from optuna.storages import fail_stale_trials
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fail_stale_trials(study)
+
+
+def _run_trial(
+    study: optuna.Study, trial: optuna.Trial, func: Callable[[optuna.Trial], float]
+) -> TrialState:
+    try:
+        with heartbeat(study, trial):
+            value = func(trial)
+    except optuna.TrialPruned as exc:
+        frozen = study.tell(trial, state=TrialState.PRUNED)
+        _logger.info("trial %d pruned: %s", trial.number, exc)
+        return frozen.state
+    except (WorkerTerminated, KeyboardInterrupt):
+        study.tell(trial, state=TrialState.FAIL)
+        _logger.warning("trial %d marked FAIL: the worker was stopped", trial.number)
+        raise
+    except Exception:
+        study.tell(trial, state=TrialState.FAIL)
+        _logger.exception("trial %d failed", trial.number)
+        return TrialState.FAIL
+    frozen = study.tell(trial, value)
+    if frozen.state == TrialState.COMPLETE:
+        _logger.info("trial %d finished with value %s", trial.number, value)
+    else:
+        _logger.warning(
+            "trial %d returned %r and is marked %s", trial.number, value, frozen.state.name
+        )
+    return frozen.state
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """What a finished (or running) study amounts to."""
+
+    name: str
+    storage: str
+    n_complete: int
+    n_pruned: int
+    n_failed: int
+    n_running: int
+    n_waiting: int
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_number: int | None
+    epochs_trained: int
+    epochs_full: int
+
+    @property
+    def epochs_fraction(self) -> float:
+        """Epochs trained over the epochs of training every finished trial fully."""
+        return self.epochs_trained / self.epochs_full if self.epochs_full else math.nan
+
+    def dashboard_command(self) -> str:
+        """The optuna-dashboard command that shows this study's storage."""
+        url = self.storage
+        if url.startswith("journal:"):
+            url = url[len("journal:") :]
+        return f"optuna-dashboard {url}"
+
+    def format(self) -> str:
+        """A few lines for a terminal."""
+        lines = [f"study {self.name!r} in {self.storage}"]
+        lines.append(
+            f"trials: {self.n_complete} complete, {self.n_pruned} pruned, "
+            f"{self.n_failed} failed"
+            + (f", {self.n_running} running" if self.n_running else "")
+            + (f", {self.n_waiting} waiting" if self.n_waiting else "")
+        )
+        if self.best_value is not None:
+            lines.append(f"best: trial {self.best_number}, value {self.best_value:.6g}")
+            lines.append("  " + ", ".join(f"{k}={v!r}" for k, v in self.best_params.items()))
+        if self.epochs_full:
+            lines.append(
+                f"epochs trained: {self.epochs_trained} of {self.epochs_full} for training every "
+                f"finished trial fully ({self.epochs_fraction:.1%})"
+            )
+        lines.append(f"dashboard: {self.dashboard_command()}")
+        return "\n".join(lines)
+
+
+def summarize_study(study: optuna.Study, storage_url: str) -> StudySummary:
+    """Counts, the best trial and epochs trained, for ``study`` stored at ``storage_url``."""
+    trials = study.get_trials(deepcopy=False)
+    by_state = {state: 0 for state in TrialState}
+    for trial in trials:
+        by_state[trial.state] += 1
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    steps = [max(t.intermediate_values) + 1 for t in trials if t.intermediate_values]
+    full = max(
+        (
+            max(t.intermediate_values) + 1
+            for t in trials
+            if t.state == TrialState.COMPLETE and t.intermediate_values
+        ),
+        default=max(steps, default=0),
+    )
+    best = None
+    if by_state[TrialState.COMPLETE]:
+        try:
+            best = study.best_trial
+        except ValueError:
+            best = None
+    return StudySummary(
+        name=study.study_name,
+        storage=redact_url(storage_url),
+        n_complete=by_state[TrialState.COMPLETE],
+        n_pruned=by_state[TrialState.PRUNED],
+        n_failed=by_state[TrialState.FAIL],
+        n_running=by_state[TrialState.RUNNING],
+        n_waiting=by_state[TrialState.WAITING],
+        best_value=best.value if best is not None else None,
+        best_params=dict(best.params) if best is not None else {},
+        best_number=best.number if best is not None else None,
+        epochs_trained=sum(len(t.intermediate_values) for t in finished),
+        epochs_full=full * len(finished),
+    )
+
+
+def recover_dead_worker(study: optuna.Study, pid: int, *, retry: bool = True) -> list[int]:
+    """Fail the RUNNING trials of a local worker process that died, and queue them again.
+
+    Used by ``run`` for its own child processes (on RDB storages heartbeats do the same across
+    machines). Returns the numbers of the trials it failed.
+    """
+    me = socket.gethostname()
+    failed: list[int] = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get(WORKER_ATTR) != f"{me}:{pid}":
+            continue
+        try:
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        except (RuntimeError, ValueError):  # finished meanwhile
+            continue
+        failed.append(trial.number)
+        if retry:
+            study.enqueue_trial(
+                dict(trial.params),
+                user_attrs={"lcpred:queued": True, "lcpred:retry_of": trial.number},
+            )
+        _logger.warning(
+            "trial %d of dead worker %d marked FAIL%s",
+            trial.number,
+            pid,
+            " and queued again" if retry else "",
+        )
+    return failed

@@ -1,0 +1,275 @@
+"""``run`` and ``worker``: many processes, one study, on the journal file and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from optuna_lcpred.curves import read_curve_table
+from optuna_lcpred.curves import resolve_table_path
+from optuna_lcpred.storage import open_storage
+from optuna_lcpred.worker import recover_dead_worker
+
+
+STUDY = """
+[study]
+name = "replay"
+n_trials = {n_trials}
+
+[objective]
+target = "optuna_lcpred.bench:ReplayObjective"
+[objective.options]
+table = "mlpf_delphes"
+step_seconds = {step_seconds}
+
+[sampler]
+name = "tpe"
+seed = 0
+
+[pruner]
+name = "lcpred"
+[pruner.options]
+n_startup_trials = 5
+
+[rdb]
+heartbeat_interval = 1
+grace_period = 3
+max_retry = 1
+"""
+
+CLI = [sys.executable, "-m", "optuna_lcpred.cli"]
+TABLE = read_curve_table(resolve_table_path("mlpf_delphes"))
+
+
+def _study_file(tmp_path: Path, n_trials: int = 40, step_seconds: float = 0.0) -> Path:
+    path = tmp_path / "replay.toml"
+    path.write_text(STUDY.format(n_trials=n_trials, step_seconds=step_seconds))
+    return path
+
+
+def _cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    pgserver = pytest.importorskip("pgserver")
+    pytest.importorskip("psycopg")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(postgres: str, request: pytest.FixtureRequest) -> str:
+    """A fresh database per test on the shared server."""
+    import psycopg
+
+    name = "t_" + request.node.name.lower().replace("[", "_").replace("]", "")[:50]
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return postgres.replace("/postgres?", f"/{name}?")
+
+
+def _check_intact(storage: object, n_trials: int, *, some_pruned: bool = True) -> None:
+    study = optuna.load_study(study_name="replay", storage=storage)  # type: ignore[arg-type]
+    trials = study.get_trials()
+    # Exactly the asked number of trials, each finished as COMPLETE or PRUNED.
+    assert len(trials) == n_trials
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    if some_pruned:
+        assert any(t.state == TrialState.PRUNED for t in trials)
+    for trial in trials:
+        curve = TABLE.curves[trial.user_attrs["lcpred:row"]]
+        steps = sorted(trial.intermediate_values)
+        # Every reported curve is the table row's, step for step, with no gap.
+        assert steps == list(range(len(steps)))
+        np.testing.assert_array_equal(
+            [trial.intermediate_values[s] for s in steps], curve[: len(steps)]
+        )
+        if trial.state == TrialState.COMPLETE:
+            assert len(steps) == TABLE.n_steps
+
+
+def test_four_workers_on_the_embedded_journal(tmp_path: Path) -> None:
+    study_file = _study_file(tmp_path)
+    result = _cli("run", str(study_file), "--workers", "4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # The default storage for several workers is the journal file, named after the study.
+    assert (tmp_path / "replay.journal").is_file()
+    _check_intact(open_storage(str(tmp_path / "replay.journal")), 40)
+    assert "dashboard: optuna-dashboard replay.journal" in result.stdout
+
+
+def test_four_workers_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    result = _cli(
+        "run", str(_study_file(tmp_path)), "--workers", "4", "--storage", pg_url, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    _check_intact(pg_url, 40)
+
+
+def test_one_worker_defaults_to_sqlite_and_summarises(tmp_path: Path) -> None:
+    result = _cli(
+        "run", str(_study_file(tmp_path)), "--n-trials", "6", "--json", "out.json", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "replay.sqlite3").is_file()
+    url = f"sqlite:///{tmp_path / 'replay.sqlite3'}"
+    _check_intact(url, 6, some_pruned=False)
+    trials = optuna.load_study(study_name="replay", storage=url).get_trials()
+    n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    epochs = sum(len(t.intermediate_values) for t in trials)
+    # The summary gives the trial states, the epochs against full training, the best trial
+    # and the dashboard command.
+    assert f"trials: {n_complete} complete, {6 - n_complete} pruned, 0 failed" in result.stdout
+    assert f"epochs trained: {epochs} of 600" in result.stdout
+    assert "best: trial" in result.stdout
+    assert "optuna-dashboard sqlite:///replay.sqlite3" in result.stdout
+    # Running again with the same target adds nothing: the study already holds 6 trials.
+    again = _cli("run", str(_study_file(tmp_path)), "--n-trials", "6", cwd=tmp_path)
+    assert f"trials: {n_complete} complete" in again.stdout
+
+
+def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting")
+
+
+def _running_with_steps(storage: object) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name="replay", storage=storage)  # type: ignore[arg-type]
+    return [
+        t
+        for t in study.get_trials(states=(TrialState.RUNNING,))
+        if len(t.intermediate_values) >= 3
+    ]
+
+
+def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    study_file = _study_file(tmp_path, n_trials=3, step_seconds=0.05)
+    url = f"journal:{tmp_path / 'j.journal'}"
+    prepared = _cli("run", str(study_file), "--workers", "0", "--storage", url, cwd=tmp_path)
+    assert prepared.returncode == 0, prepared.stderr
+    env = dict(os.environ, OPTUNA_LCPRED_STORAGE=url)
+    worker = subprocess.Popen(
+        [*CLI, "worker", str(study_file)], cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
+    storage = open_storage(url)
+    _wait_for(lambda: _running_with_steps(storage))
+    worker.send_signal(signal.SIGTERM)
+    _, err = worker.communicate(timeout=30)
+    assert worker.returncode == 143, err
+    study = optuna.load_study(study_name="replay", storage=open_storage(url))
+    states = [t.state for t in study.get_trials()]
+    # The interrupted trial is FAIL, not left RUNNING; the others still wait for a worker.
+    assert TrialState.RUNNING not in states
+    assert states.count(TrialState.FAIL) == 1
+    assert states.count(TrialState.WAITING) == 2
+
+
+def test_a_killed_local_worker_is_recovered(tmp_path: Path) -> None:
+    study_file = _study_file(tmp_path, n_trials=2, step_seconds=0.05)
+    url = f"journal:{tmp_path / 'j.journal'}"
+    _cli("run", str(study_file), "--workers", "0", "--storage", url, cwd=tmp_path)
+    env = dict(os.environ, OPTUNA_LCPRED_STORAGE=url)
+    worker = subprocess.Popen([*CLI, "worker", str(study_file)], cwd=tmp_path, env=env)
+    storage = open_storage(url)
+    _wait_for(lambda: _running_with_steps(storage))
+    worker.kill()
+    worker.wait()
+    study = optuna.load_study(study_name="replay", storage=open_storage(url))
+    victim = study.get_trials(states=(TrialState.RUNNING,))[0]
+    # What `run` does when one of its workers dies: fail its trial and queue it again.
+    assert recover_dead_worker(study, worker.pid) == [victim.number]
+    assert study.trials[victim.number].state == TrialState.FAIL
+    retried = [
+        t
+        for t in study.get_trials(states=(TrialState.WAITING,))
+        if t.user_attrs.get("lcpred:retry_of") == victim.number
+    ]
+    assert len(retried) == 1
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_sigkilled_worker_is_failed_by_heartbeat_and_retried(tmp_path: Path, pg_url: str) -> None:
+    study_file = _study_file(tmp_path, n_trials=8, step_seconds=0.01)
+    env = dict(os.environ, OPTUNA_LCPRED_STORAGE=pg_url)
+    assert (
+        _cli(
+            "run", str(study_file), "--workers", "0", "--storage", pg_url, cwd=tmp_path
+        ).returncode
+        == 0
+    )
+    victim = subprocess.Popen([*CLI, "worker", str(study_file)], cwd=tmp_path, env=env)
+    _wait_for(lambda: _running_with_steps(pg_url))
+    victim.kill()
+    victim.wait()
+    killed = _running_with_steps(pg_url)[0]
+    time.sleep(3.5)  # past the grace period: the trial's heartbeat is stale
+    survivor = _cli("worker", str(study_file), cwd=tmp_path, env=env)
+    assert survivor.returncode == 0, survivor.stderr
+    study = optuna.load_study(study_name="replay", storage=pg_url)
+    trials = study.get_trials()
+    # The killed trial became FAIL through its stale heartbeat, and a retry of it ran.
+    assert trials[killed.number].state == TrialState.FAIL
+    retries = [
+        t
+        for t in trials
+        if optuna.storages.RetryFailedTrialCallback.retried_trial_number(t) == killed.number
+    ]
+    assert len(retries) == 1
+    assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    # Nothing else was lost: every other trial finished, none is left running or waiting.
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 8
+    assert len(trials) == 9
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://ana:hunter2@127.0.0.1:1/hpo",
+        "postgresql://ana:hunter2@host.invalid:5432/hpo",
+    ],
+)
+def test_unreachable_database_gives_one_line_without_password(tmp_path: Path, url: str) -> None:
+    pytest.importorskip("psycopg")
+    result = _cli("run", str(_study_file(tmp_path)), "--storage", url, cwd=tmp_path, timeout=120)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    # One clear line, which never shows the password.
+    assert len(lines) == 1 and "cannot use the storage" in lines[0], result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_wrong_database_name_on_postgresql(tmp_path: Path, postgres: str) -> None:
+    url = postgres.replace("/postgres?", "/no_such_db?").replace("postgres:@", "postgres:pw@")
+    result = _cli("run", str(_study_file(tmp_path)), "--storage", url, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "no_such_db" in result.stderr and "pw@" not in result.stderr
+
+
+def test_worker_on_a_missing_study_says_what_to_do(tmp_path: Path) -> None:
+    url = f"journal:{tmp_path / 'empty.journal'}"
+    result = _cli("worker", str(_study_file(tmp_path)), "--storage", url, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "--workers 0" in result.stderr

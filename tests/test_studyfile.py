@@ -1,0 +1,117 @@
+"""Study files: loading, validation, overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from optuna_lcpred import LCPredictionPruner
+from optuna_lcpred.studyfile import StudyFileError
+from optuna_lcpred.studyfile import load_study_file
+
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+MINIMAL = """
+[study]
+name = "s"
+n_trials = 3
+
+[objective]
+target = "optuna_lcpred.bench:ReplayObjective"
+[objective.options]
+table = "mlpf_delphes"
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("name", ["mlpf_demo.toml", "mlpf_clic.toml", "replay_mlpf.toml"])
+def test_shipped_study_files_load(name: str) -> None:
+    config = load_study_file(STUDIES / name)
+    assert config.n_trials is not None and config.n_trials > 0
+    # Their pruner is ours, built from the file's options.
+    assert isinstance(config.make_pruner(), LCPredictionPruner)
+    assert isinstance(config.make_sampler(), optuna.samplers.TPESampler)
+
+
+def test_defaults_and_objective(tmp_path: Path) -> None:
+    config = load_study_file(_write(tmp_path, MINIMAL))
+    assert config.direction == "minimize" and config.sampler == "tpe"
+    assert config.pruner == "lcpred"
+    objective = config.make_objective()
+    # The target is called with the options and returns the objective.
+    assert objective.table.name == "mlpf_delphes"  # type: ignore[attr-defined]
+
+
+def test_overrides(tmp_path: Path) -> None:
+    config = load_study_file(
+        _write(tmp_path, MINIMAL),
+        [
+            "study.n_trials=7",
+            "pruner.options.min_prob=0.2",
+            "study.name=other",
+            "objective.options.step_seconds=0.5",
+        ],
+    )
+    assert config.n_trials == 7 and config.name == "other"
+    assert config.pruner_options == {"min_prob": 0.2}
+    assert config.objective_options["step_seconds"] == 0.5
+    with pytest.raises(StudyFileError, match=r"expected key\.path=value"):
+        load_study_file(_write(tmp_path, MINIMAL), ["study.n_trials"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("[study2]\nx = 1\n", "unknown table 'study2'"),
+        ("[sampler]\nnmae = 'tpe'\n", "unknown key sampler.nmae"),
+        ("[sampler]\nname = 'annealing'\n", "sampler.name must be one of"),
+        ("[rdb]\npool_size = 'big'\n", "rdb.pool_size must be int, got 'big'"),
+        ("[rdb]\nmax_retry = -1\n", "rdb.max_retry must be positive"),
+    ],
+)
+def test_errors_name_key_and_file(tmp_path: Path, extra: str, message: str) -> None:
+    path = _write(tmp_path, MINIMAL + extra)
+    with pytest.raises(StudyFileError, match=message) as info:
+        load_study_file(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("study.n_trials='many'", "study.n_trials must be int, got 'many'"),
+        ("study.n_trials=0", "study.n_trials must be >= 1"),
+        ("study.direction='down'", "study.direction must be 'minimize' or 'maximize'"),
+        ("objective.target='nocolon'", "module:attribute"),
+        ("study.timeout=true", "study.timeout must be int or float, got True"),
+    ],
+)
+def test_bad_values(tmp_path: Path, override: str, message: str) -> None:
+    with pytest.raises(StudyFileError, match=message):
+        load_study_file(_write(tmp_path, MINIMAL), [override])
+
+
+def test_bad_files_and_targets(tmp_path: Path) -> None:
+    with pytest.raises(StudyFileError, match="no such study file"):
+        load_study_file(tmp_path / "nope.toml")
+    with pytest.raises(StudyFileError, match="not valid TOML"):
+        load_study_file(_write(tmp_path, "[study\n"))
+    with pytest.raises(StudyFileError, match=r"study\.name is required"):
+        load_study_file(_write(tmp_path, "[objective]\ntarget = 'a:b'\n"))
+    config = load_study_file(_write(tmp_path, MINIMAL), ["objective.target='nowhere:thing'"])
+    with pytest.raises(StudyFileError, match="cannot be imported"):
+        config.make_objective()
+    config = load_study_file(_write(tmp_path, MINIMAL), ["objective.options.colour='red'"])
+    with pytest.raises(StudyFileError, match=r"objective\.options"):
+        config.make_objective()
+    config = load_study_file(_write(tmp_path, MINIMAL), ["pruner.options.min_probability=0.1"])
+    with pytest.raises(StudyFileError, match="min_probability"):
+        config.make_pruner()
