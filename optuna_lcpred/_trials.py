@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
+from typing import Any
 
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
@@ -29,8 +30,10 @@ __all__ = [
     "current_curve",
     "direction_sign",
     "heartbeat",
+    "model_store",
     "pop_waiting_trial",
     "set_float_user_attrs",
+    "study_identity",
 ]
 
 
@@ -138,7 +141,6 @@ def pop_waiting_trial(study: optuna.Study) -> optuna.Trial | None:
     a study whose trials are all enqueued up front holds exactly that many.
     """
     import optuna
-    from optuna.exceptions import UpdateFinishedTrialError
 
     storage = study._storage
     for frozen in storage.get_all_trials(
@@ -147,7 +149,7 @@ def pop_waiting_trial(study: optuna.Study) -> optuna.Trial | None:
         try:
             if not storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
                 continue
-        except UpdateFinishedTrialError:
+        except RuntimeError:  # finished meanwhile (UpdateFinishedTrialError in Optuna 5)
             continue
         return optuna.Trial(study, frozen._trial_id)
     return None
@@ -160,3 +162,33 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
 
     with get_heartbeat_thread(trial._trial_id, study._storage):
         yield
+
+
+def study_identity(study: optuna.Study) -> tuple[int, int]:
+    """Identifies a study within this process: its storage object and its id there."""
+    return id(study._storage), study._study_id
+
+
+def model_store(study: optuna.Study) -> Any:
+    """The :class:`~optuna_lcpred.sharing.ModelStore` for ``study``'s storage, or None.
+
+    RDB storages keep records in the same database; a journal file keeps them in a folder
+    beside it (``PATH.lcpred-models``); in-memory studies have one process and share nothing.
+    """
+    from optuna.storages import JournalStorage
+    from optuna.storages import RDBStorage
+    from optuna.storages._cached_storage import _CachedStorage
+
+    from optuna_lcpred.sharing import FileModelStore
+    from optuna_lcpred.sharing import RDBModelStore
+
+    storage = study._storage
+    if isinstance(storage, _CachedStorage):  # Optuna's caching wrapper of RDBStorage
+        storage = storage._backend
+    if isinstance(storage, RDBStorage):
+        return RDBModelStore(storage.engine, study._study_id)
+    if isinstance(storage, JournalStorage):
+        path = getattr(getattr(storage, "_backend", None), "_file_path", None)
+        if path is not None:
+            return FileModelStore(f"{path}.lcpred-models", study._study_id)
+    return None

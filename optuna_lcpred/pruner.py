@@ -87,6 +87,7 @@ class _CompletedMatrix:
         self.hyper = np.zeros((0, 0))
         self.groups = np.zeros(0, dtype=np.int64)
         self.last_steps = np.zeros(0, dtype=np.int64)
+        self.numbers: list[int] = []
         self._source: _trials.CompletedCurves | None = None
         self._n_rows = 0
         self._group_ids: dict[bytes, int] = {}
@@ -119,6 +120,7 @@ class _CompletedMatrix:
             self.groups = np.concatenate([self.groups, groups])
             self.last_steps = np.concatenate([self.last_steps, last_steps])
         self.finals = np.asarray(data.values, dtype=np.float64)
+        self.numbers = list(data.numbers)
         return rebuild
 
     def _rows(
@@ -221,6 +223,11 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         n_folds: Cross-validation folds for the model choice and the spread.
         refit_every: Refit a step's model once at least this many new COMPLETE trials exist.
         seed: Seeds the cross-validation folds.
+        share: Publish each fitted step model in the study's storage and reuse one that another
+            worker fitted on the same finished trials (see :mod:`optuna_lcpred.sharing`);
+            useful with many workers on an RDB or journal storage.
+        share_key: Secret that signs shared models (HMAC-SHA256); default
+            ``$OPTUNA_LCPRED_SHARE_KEY``. Without one, records carry a SHA-256 digest.
     """
 
     def __init__(
@@ -238,6 +245,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         n_folds: int = 5,
         refit_every: int = 1,
         seed: int = 0,
+        share: bool = False,
+        share_key: str | None = None,
     ) -> None:
         _check_int("n_startup_trials", n_startup_trials, 0)
         _check_int("n_warmup_steps", n_warmup_steps, 0)
@@ -282,6 +291,12 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._n_folds = n_folds
         self._refit_every = refit_every
         self._seed = seed
+        self._share = bool(share)
+        self._share_key = share_key.encode() if share_key else None
+        self._store: Any = None
+        self._store_for: tuple[int, int] | None = None
+        self.n_shared_loads = 0
+        self.n_shared_rejects = 0
         self._cache = _trials.FinishedTrialCache()
         self._matrix = _CompletedMatrix()
         self._models: dict[int, _StepModel] = {}
@@ -316,7 +331,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 if target is not None and step >= target:
                     return False  # the final step: nothing left to save
                 if target is not None:
-                    decision = self._decide(trial, step, sign, target)
+                    decision = self._decide(study, trial, step, sign, target)
         if decision is None:
             return self._fallback_prune(study, trial)
         _trials.set_float_user_attrs(study, trial, decision.attrs)
@@ -330,12 +345,14 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             return int(self._max_resource)
         return int(self._matrix.last_steps.max()) if self._matrix.last_steps.size else None
 
-    def _decide(self, trial: FrozenTrial, step: int, sign: float, target: int) -> _Decision | None:
+    def _decide(
+        self, study: optuna.Study, trial: FrozenTrial, step: int, sign: float, target: int
+    ) -> _Decision | None:
         m = self._matrix
         k = int(np.searchsorted(m.grid, step, side="right")) - 1
         if k < 0:
             return None
-        model = self._model_for(k, target)
+        model = self._model_for(study, k, target)
         if model is None:
             return None
         selected = model.selected
@@ -368,7 +385,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         }
         return _Decision(prune=prob < self._min_prob, attrs=attrs)
 
-    def _model_for(self, k: int, target: int) -> _StepModel | None:
+    def _model_for(self, study: optuna.Study, k: int, target: int) -> _StepModel | None:
         m = self._matrix
         cached = self._models.get(k)
         usable = m.first_bad > k
@@ -383,9 +400,14 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         y = m.finals[usable]
         target_index = int(np.searchsorted(m.grid, target, side="right"))
         candidates = self._candidates(k + 1, max(target_index, k + 1))
-        selected = select_predictor(
-            candidates, X, y, m.groups[usable], n_folds=self._n_folds, seed=self._seed
-        )
+        key = self._training_key(k, target, usable) if self._share else ""
+        selected = self._load_shared(study, k, key, X.shape[1]) if self._share else None
+        if selected is None:
+            selected = select_predictor(
+                candidates, X, y, m.groups[usable], n_folds=self._n_folds, seed=self._seed
+            )
+            if self._share:
+                self._publish(study, k, key, selected)
         model = _StepModel(version=m.version, n_rows=n_rows, selected=selected)
         self._models[k] = model
         _logger.debug(
@@ -396,6 +418,84 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             {name: round(err, 4) for name, err in selected.cv_error.items()},
         )
         return model
+
+    def _training_key(self, k: int, target: int, usable: np.ndarray) -> str:
+        from optuna.distributions import distribution_to_json
+
+        from optuna_lcpred.sharing import SCHEMA
+        from optuna_lcpred.sharing import training_key
+
+        m = self._matrix
+        numbers = np.asarray(m.numbers)[usable]
+        predictor = self._predictor if isinstance(self._predictor, str) else "custom"
+        return training_key(
+            [
+                SCHEMA,
+                predictor,
+                self._n_folds,
+                self._seed,
+                target,
+                m.grid[: k + 1],
+                [[n, distribution_to_json(d)] for n, d in m.encoder.space.items()],
+                np.sort(numbers),
+            ]
+        )
+
+    def _model_store(self, study: optuna.Study) -> Any:
+        ident = _trials.study_identity(study)
+        if self._store_for != ident:
+            self._store_for, self._store = ident, _trials.model_store(study)
+        return self._store
+
+    def _load_shared(
+        self, study: optuna.Study, k: int, key: str, n_features: int
+    ) -> SelectedPredictor | None:
+        from optuna_lcpred.sharing import SharedModelError
+        from optuna_lcpred.sharing import decode_selected
+        from optuna_lcpred.sharing import share_key_from_env
+
+        store = self._model_store(study)
+        if store is None:
+            return None
+        name = f"step-{int(self._matrix.grid[k])}"
+        try:
+            record = store.load(name)
+            if record is None:
+                return None
+            selected = decode_selected(
+                record[0],
+                record[1],
+                key=key,
+                n_features=n_features,
+                share_key=self._share_key or share_key_from_env(),
+            )
+        except SharedModelError as exc:
+            if "other trials" not in str(exc):
+                self.n_shared_rejects += 1
+                _logger.warning("Shared model %s refused (%s); fitting locally.", name, exc)
+            return None
+        self.n_shared_loads += 1
+        return selected
+
+    def _publish(self, study: optuna.Study, k: int, key: str, selected: SelectedPredictor) -> None:
+        from optuna_lcpred.sharing import SharedModelError
+        from optuna_lcpred.sharing import encode_selected
+        from optuna_lcpred.sharing import share_key_from_env
+        from optuna_lcpred.sharing import sign
+
+        store = self._model_store(study)
+        if store is None:
+            return
+        try:
+            payload = encode_selected(selected, key=key)
+        except SharedModelError as exc:
+            _logger.debug("Step model not shared: %s", exc)
+            return
+        store.save(
+            f"step-{int(self._matrix.grid[k])}",
+            payload,
+            sign(payload, self._share_key or share_key_from_env()),
+        )
 
     def _candidates(self, n_observed: int, horizon: int) -> dict[str, CurvePredictor]:
         if isinstance(self._predictor, CurvePredictor):

@@ -89,7 +89,7 @@ def make_storage(url: str, config: StudyConfig) -> str | BaseStorage:
 
     if opened.startswith("sqlite"):
         return RDBStorage(opened, engine_kwargs={"connect_args": {"timeout": 60}})
-    opened = _with_installed_driver(opened)
+    opened = with_installed_driver(opened)
     rdb = config.rdb
     kwargs: dict[str, Any] = {}
     with warnings.catch_warnings():
@@ -124,18 +124,21 @@ def make_storage(url: str, config: StudyConfig) -> str | BaseStorage:
         )
 
 
-def _with_installed_driver(url: str) -> str:
-    """``postgresql://`` with the PostgreSQL driver that is installed (psycopg 3 or psycopg2).
+def with_installed_driver(url: str) -> str:
+    """``postgresql://`` with a PostgreSQL driver that is installed: psycopg2, else psycopg 3.
 
-    SQLAlchemy picks psycopg2 or psycopg 3 for a bare ``postgresql://`` depending on its
-    version; the ``postgres`` extra installs psycopg 3.
+    SQLAlchemy's default driver for a bare ``postgresql://`` depends on its version (psycopg2
+    before 2.1, psycopg 3 since), whatever is installed. The ``postgres`` extra installs
+    psycopg2, which also works with every Optuna version we admit (Optuna 4.0's best-trial
+    query fails under psycopg 3's strict typing).
     """
     import importlib.util
 
     if not url.startswith("postgresql://"):
         return url
-    if importlib.util.find_spec("psycopg") is not None:
-        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    for module, driver in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{driver}://" + url[len("postgresql://") :]
     return url
 
 

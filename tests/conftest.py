@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -46,3 +48,28 @@ def make_table(
 @pytest.fixture
 def table() -> CurveTable:
     return make_table()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    pgserver = pytest.importorskip("pgserver")
+    pytest.importorskip("psycopg2")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(postgres: str, request: pytest.FixtureRequest) -> str:
+    """A fresh database per test on the shared server."""
+    import sqlalchemy as sa
+
+    from optuna_lcpred.worker import with_installed_driver
+
+    name = "t_" + request.node.name.lower().replace("[", "_").replace("]", "")[:50]
+    engine = sa.create_engine(with_installed_driver(postgres), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return with_installed_driver(postgres.replace("/postgres?", f"/{name}?"))

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -63,27 +62,6 @@ def _cli(
     return subprocess.run(
         [*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pgserver = pytest.importorskip("pgserver")
-    pytest.importorskip("psycopg")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    yield server.get_uri()
-    server.cleanup()
-
-
-@pytest.fixture
-def pg_url(postgres: str, request: pytest.FixtureRequest) -> str:
-    """A fresh database per test on the shared server."""
-    import psycopg
-
-    name = "t_" + request.node.name.lower().replace("[", "_").replace("]", "")[:50]
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return postgres.replace("/postgres?", f"/{name}?")
 
 
 def _check_intact(storage: object, n_trials: int, *, some_pruned: bool = True) -> None:
@@ -252,7 +230,7 @@ def test_sigkilled_worker_is_failed_by_heartbeat_and_retried(tmp_path: Path, pg_
     ],
 )
 def test_unreachable_database_gives_one_line_without_password(tmp_path: Path, url: str) -> None:
-    pytest.importorskip("psycopg")
+    pytest.importorskip("psycopg2")
     result = _cli("run", str(_study_file(tmp_path)), "--storage", url, cwd=tmp_path, timeout=120)
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]

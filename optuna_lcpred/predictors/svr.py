@@ -47,6 +47,10 @@ class SVRPredictor(CurvePredictor):
         The fitted regressor (on scaled features and targets).
     center_, scale_ : float
         The robust scale of the targets.
+    scaler_ : StandardScaler
+        Standardises the features.
+    gamma_ : float
+        The RBF kernel width used (``gamma`` resolved to a number).
 
     Examples
     --------
@@ -92,8 +96,18 @@ class SVRPredictor(CurvePredictor):
             curves, extra, y = curves[keep], extra[keep], y[keep]
         features = self._features(curves, extra)
         self.scaler_ = StandardScaler().fit(features)
-        self.svr_ = NuSVR(nu=self.nu, C=self.C, gamma=self.gamma, kernel="rbf")
-        self.svr_.fit(self.scaler_.transform(features), self._transform(y))
+        scaled = self.scaler_.transform(features)
+        # The kernel width as a number (NuSVR's own rule for "scale" and "auto"), so that a
+        # fitted model can be written out and evaluated elsewhere (optuna_lcpred.sharing).
+        if self.gamma == "scale":
+            variance = float(scaled.var())
+            self.gamma_ = 1.0 / (scaled.shape[1] * variance) if variance > 0 else 1.0
+        elif self.gamma == "auto":
+            self.gamma_ = 1.0 / scaled.shape[1]
+        else:
+            self.gamma_ = float(self.gamma)
+        self.svr_ = NuSVR(nu=self.nu, C=self.C, gamma=self.gamma_, kernel="rbf")
+        self.svr_.fit(scaled, self._transform(y))
 
     def _predict(self, curves: np.ndarray, extra: np.ndarray) -> np.ndarray:
         scaled = self.scaler_.transform(self._features(curves, extra))
