@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
@@ -29,6 +30,7 @@ __all__ = [
     "FinishedTrialCache",
     "current_curve",
     "direction_sign",
+    "flush_annotations",
     "heartbeat",
     "model_store",
     "pop_waiting_trial",
@@ -118,19 +120,134 @@ def current_curve(trial: FrozenTrial, sign: float) -> dict[int, float]:
     return {int(s): sign * float(v) for s, v in trial.intermediate_values.items()}
 
 
-def set_float_user_attrs(study: optuna.Study, trial: FrozenTrial, attrs: dict[str, float]) -> None:
+def set_float_user_attrs(
+    study: optuna.Study, trial: FrozenTrial, attrs: dict[str, float], *, wait: bool = True
+) -> None:
     """Write float user attributes on a RUNNING trial (the pruner's annotations).
 
     JSON (the dashboard, some storages) has no NaN or infinity: NaN is skipped and +-inf is
-    written as +-1e308.
+    written as +-1e308. On an RDB storage all keys go in one transaction of two statements
+    (delete, insert) instead of a transaction of several statements per key; with
+    ``wait=False`` that transaction is handed to a background writer thread, so the caller
+    does not wait for the database's commit (flushed at interpreter exit).
     """
+    clean: dict[str, float] = {}
     for key, value in attrs.items():
         value = float(value)
         if math.isnan(value):
             continue
         if math.isinf(value):
             value = math.copysign(1e308, value)
+        clean[key] = value
+    if not clean:
+        return
+    rdb = _rdb_storage(study)
+    if rdb is not None:
+        if wait:
+            flush_annotations()  # an older queued batch must not land after this one
+            _write_user_attrs_rdb(rdb, trial._trial_id, clean)
+        else:
+            _background_writer().put(rdb, trial._trial_id, clean)
+        return
+    for key, value in clean.items():
         study._storage.set_trial_user_attr(trial._trial_id, key, value)
+
+
+class _BackgroundWriter:
+    """One daemon thread per process writing annotation batches in order; flushed at exit."""
+
+    def __init__(self) -> None:
+        import atexit
+        import queue
+        import threading
+
+        self._queue: queue.Queue[tuple[Any, int, dict[str, float]] | None] = queue.Queue()
+        self._thread = threading.Thread(
+            target=self._run, name="optuna-lcpred-annotations", daemon=True
+        )
+        self._thread.start()
+        atexit.register(self.flush)
+
+    def put(self, storage: Any, trial_id: int, attrs: dict[str, float]) -> None:
+        self._queue.put((storage, trial_id, attrs))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every queued batch is written (at most ``timeout`` seconds)."""
+        import time
+
+        end = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < end:
+            time.sleep(0.01)
+
+    def _run(self) -> None:
+        import logging
+
+        while True:
+            item = self._queue.get()
+            try:
+                if item is not None:
+                    _write_user_attrs_rdb(*item)
+            except Exception as exc:  # an annotation must never kill the worker
+                logging.getLogger("optuna.lcpred.pruner").warning(
+                    "Could not write pruning annotations: %s", exc
+                )
+            finally:
+                self._queue.task_done()
+
+
+_WRITER: _BackgroundWriter | None = None
+_WRITER_LOCK = threading.Lock()
+
+
+def _background_writer() -> _BackgroundWriter:
+    global _WRITER
+    with _WRITER_LOCK:
+        if _WRITER is None:
+            _WRITER = _BackgroundWriter()
+        return _WRITER
+
+
+def flush_annotations(timeout: float = 30.0) -> None:
+    """Wait for annotations queued with ``wait=False`` to reach the database."""
+    if _WRITER is not None:
+        _WRITER.flush(timeout)
+
+
+def _rdb_storage(study: optuna.Study) -> Any:
+    from optuna.storages import RDBStorage
+    from optuna.storages._cached_storage import _CachedStorage
+
+    storage = study._storage
+    if isinstance(storage, _CachedStorage):  # Optuna's caching wrapper of RDBStorage
+        storage = storage._backend
+    return storage if isinstance(storage, RDBStorage) else None
+
+
+def _write_user_attrs_rdb(storage: Any, trial_id: int, attrs: dict[str, float]) -> None:
+    """Replace ``attrs`` on a RUNNING trial in one transaction; a trial that finished meanwhile
+    is left alone (finished trials are immutable, as Optuna 5 enforces)."""
+    import json
+
+    import sqlalchemy as sa
+    from optuna.storages._rdb.models import TrialModel
+    from optuna.storages._rdb.models import TrialUserAttributeModel
+
+    table = TrialUserAttributeModel.__table__
+    trials = TrialModel.__table__
+    rows = [
+        {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+        for key, value in attrs.items()
+    ]
+    with storage.engine.begin() as connection:
+        state = connection.execute(
+            sa.select(trials.c.state).where(trials.c.trial_id == trial_id)
+        ).scalar()
+        if getattr(state, "name", state) != TrialState.RUNNING.name:
+            return
+        connection.execute(
+            sa.delete(table).where((table.c.trial_id == trial_id) & table.c.key.in_(list(attrs)))
+        )
+        connection.execute(sa.insert(table), rows)
 
 
 def pop_waiting_trial(study: optuna.Study) -> optuna.Trial | None:
@@ -176,17 +293,14 @@ def model_store(study: optuna.Study) -> Any:
     beside it (``PATH.lcpred-models``); in-memory studies have one process and share nothing.
     """
     from optuna.storages import JournalStorage
-    from optuna.storages import RDBStorage
-    from optuna.storages._cached_storage import _CachedStorage
 
     from optuna_lcpred.sharing import FileModelStore
     from optuna_lcpred.sharing import RDBModelStore
 
+    rdb = _rdb_storage(study)
+    if rdb is not None:
+        return RDBModelStore(rdb.engine, study._study_id)
     storage = study._storage
-    if isinstance(storage, _CachedStorage):  # Optuna's caching wrapper of RDBStorage
-        storage = storage._backend
-    if isinstance(storage, RDBStorage):
-        return RDBModelStore(storage.engine, study._study_id)
     if isinstance(storage, JournalStorage):
         path = getattr(getattr(storage, "_backend", None), "_file_path", None)
         if path is not None:

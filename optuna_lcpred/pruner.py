@@ -334,7 +334,9 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                     decision = self._decide(study, trial, step, sign, target)
         if decision is None:
             return self._fallback_prune(study, trial)
-        _trials.set_float_user_attrs(study, trial, decision.attrs)
+        # A decision to prune is written before the trial ends, so the pruned trial shows why;
+        # the others go to a background writer and cost the training loop no database commit.
+        _trials.set_float_user_attrs(study, trial, decision.attrs, wait=decision.prune)
         return decision.prune
 
     def _fallback_prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:

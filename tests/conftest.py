@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,12 +52,19 @@ def table() -> CurveTable:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A PostgreSQL server for the whole session (pgserver: a Unix socket, trust auth)."""
     pgserver = pytest.importorskip("pgserver")
     pytest.importorskip("psycopg2")
     server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    yield server.get_uri()
+    yield server
     server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres(pg_server: Any) -> str:
+    """The server's URL (user postgres, database postgres)."""
+    return str(pg_server.get_uri())
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from optuna_lcpred import LCPredictionPruner
 from optuna_lcpred import LinearLastValuePredictor
+from optuna_lcpred._trials import flush_annotations
 from optuna_lcpred.predictors import selection
 
 
@@ -357,3 +358,36 @@ def test_incremental_matrix_equals_a_rebuild() -> None:
     fresh.update(FinishedTrialCache().refresh(study))
     for name in ("grid", "curves", "first_bad", "finals", "hyper", "groups", "last_steps"):
         np.testing.assert_array_equal(getattr(incremental, name), getattr(fresh, name), name)
+
+
+def test_annotations_are_overwritten_in_one_batch_on_rdb(tmp_path: Path) -> None:
+    study, _ = make_study(storage=f"sqlite:///{tmp_path / 's.db'}")
+    study.enqueue_trial({"x": 0.5})
+    trial = study.ask(SPACE)
+    trial.set_user_attr("note", "mine")
+    trial.report(2.0, 0)
+    trial.should_prune()
+    flush_annotations()  # a decision not to prune is written in the background
+    first = dict(study.trials[trial.number].user_attrs)
+    trial.report(1.9, 1)
+    trial.should_prune()
+    flush_annotations()
+    second = study.trials[trial.number].user_attrs
+    # Each decision replaces the previous annotations (no duplicate keys, latest step wins)...
+    assert first["lcpred:step"] == 0.0 and second["lcpred:step"] == 1.0
+    assert all(isinstance(second[k], float) for k in KEYS)
+    # ... and leaves the user's own attributes alone.
+    assert second["note"] == "mine"
+
+
+def test_a_late_background_annotation_never_touches_a_finished_trial(tmp_path: Path) -> None:
+    from optuna_lcpred import _trials
+
+    study, _ = make_study(storage=f"sqlite:///{tmp_path / 's.db'}")
+    trial = study.ask(SPACE)
+    frozen = study._storage.get_trial(trial._trial_id)
+    study.tell(trial, 1.0)
+    _trials.set_float_user_attrs(study, frozen, {"lcpred:step": 3.0}, wait=False)
+    flush_annotations()
+    # The queued write arrived after the trial finished: finished trials stay as they were.
+    assert "lcpred:step" not in study.trials[trial.number].user_attrs

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -237,6 +238,40 @@ def test_unreachable_database_gives_one_line_without_password(tmp_path: Path, ur
     # One clear line, which never shows the password.
     assert len(lines) == 1 and "cannot use the storage" in lines[0], result.stderr
     assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_wrong_password_gives_one_line_without_password(tmp_path: Path, pg_server: Any) -> None:
+    import sqlalchemy as sa
+
+    from optuna_lcpred.worker import with_installed_driver
+
+    uri = str(pg_server.get_uri())
+    # A role that must log in with a password: pgserver trusts local connections, so a
+    # scram-sha-256 rule for that role goes first in pg_hba.conf.
+    hba = Path(pg_server.pgdata) / "pg_hba.conf"
+    if "lcpred_pw" not in hba.read_text():
+        hba.write_text("local all lcpred_pw scram-sha-256\n" + hba.read_text())
+    engine = sa.create_engine(with_installed_driver(uri), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text("DROP DATABASE IF EXISTS lcpred_pw"))
+        connection.execute(sa.text("DROP ROLE IF EXISTS lcpred_pw"))
+        connection.execute(sa.text("CREATE ROLE lcpred_pw LOGIN PASSWORD 'right-horse'"))
+        connection.execute(sa.text("CREATE DATABASE lcpred_pw OWNER lcpred_pw"))
+        connection.execute(sa.text("SELECT pg_reload_conf()"))
+    engine.dispose()
+    own = uri.replace("/postgres?", "/lcpred_pw?")
+    right = own.replace("postgres:@", "lcpred_pw:right-horse@")
+    wrong = own.replace("postgres:@", "lcpred_pw:battery-staple@")
+    study_file = _study_file(tmp_path)
+    # The right password connects (so the rule is in force) ...
+    ok = _cli("run", str(study_file), "--workers", "0", "--storage", right, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    # ... the wrong one gives one clear line that names the cause and never the password.
+    result = _cli("run", str(study_file), "--storage", wrong, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "password authentication failed" in lines[0], result.stderr
+    assert "battery-staple" not in result.stderr + result.stdout
 
 
 def test_wrong_database_name_on_postgresql(tmp_path: Path, postgres: str) -> None:

@@ -13,6 +13,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 
 from optuna_lcpred import LCPredictionPruner
+from optuna_lcpred._trials import flush_annotations
 from optuna_lcpred.predictors.baselines import LastValuePredictor
 from optuna_lcpred.predictors.baselines import LinearLastValuePredictor
 from optuna_lcpred.predictors.baselines import PowerLawPredictor
@@ -142,6 +143,7 @@ def _decide(storage: Any, **options: Any) -> tuple[LCPredictionPruner, dict[str,
     study = optuna.load_study(study_name="share", storage=storage, pruner=pruner)
     running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))[0]
     pruner.prune(study, running)
+    flush_annotations()
     attrs = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))[0].user_attrs
     return pruner, dict(attrs)
 
