@@ -1,4 +1,6 @@
-"""Classical support-vector regression of the final value (scikit-learn ``NuSVR``)."""
+"""Support-vector regression of the final value: the shared kernel front end, and the classical
+backend (scikit-learn ``NuSVR``). The annealer-trained backend is in
+:mod:`optuna_lcpred.predictors.qsvr`."""
 
 from __future__ import annotations
 
@@ -11,11 +13,23 @@ from optuna_lcpred.features import curve_summary
 from optuna_lcpred.predictors.base import CurvePredictor
 
 
-__all__ = ["SVRPredictor"]
+__all__ = ["KernelRegressor", "SVRPredictor", "rbf_kernel"]
 
 
-class SVRPredictor(CurvePredictor):
-    """``NuSVR`` with an RBF kernel on curve features and hyperparameters.
+def rbf_kernel(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
+    """``exp(-gamma |a_i - b_j|^2)`` for every row pair, shape ``(len(a), len(b))``.
+
+    Example:
+        >>> rbf_kernel(np.zeros((1, 2)), np.ones((1, 2)), 0.5).round(4)
+        array([[0.3679]])
+    """
+    sq = (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.asarray(np.exp(-gamma * np.maximum(sq, 0.0)))
+
+
+class KernelRegressor(CurvePredictor):
+    """What both SVRs share: features, target scale and kernel width; the backend that learns
+    on them is a subclass's ``_fit_scaled`` / ``_predict_scaled``.
 
     The observed curve and the target are first put on a robust scale: centred on the median of
     the training targets, divided by their interquartile range, then passed through ``arcsinh``,
@@ -23,6 +37,66 @@ class SVRPredictor(CurvePredictor):
     :func:`~optuna_lcpred.features.curve_summary`): the curve resampled at ``n_points`` evenly
     spaced steps, its last first and second differences, then any hyperparameter columns of
     ``X``; all standardised on the training rows.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_steps: int | None = None,
+        n_points: int = 6,
+        gamma: float | str = "scale",
+        max_samples: int = 300,
+    ) -> None:
+        super().__init__(n_steps=n_steps)
+        self.n_points = n_points
+        self.gamma = gamma
+        self.max_samples = max_samples
+
+    def _transform(self, values: np.ndarray) -> np.ndarray:
+        return RobustScale(self.center_, self.scale_).forward(values)
+
+    def _features(self, curves: np.ndarray, extra: np.ndarray) -> np.ndarray:
+        summary = curve_summary(self._transform(curves), int(self.n_points))
+        return np.hstack([summary, extra])
+
+    def _fit(self, curves: np.ndarray, extra: np.ndarray, y: np.ndarray) -> None:
+        robust = RobustScale.fit(y)
+        self.center_, self.scale_ = robust.center, robust.scale
+        self.sample_index_ = np.arange(len(y))
+        if len(y) > self.max_samples:
+            order = np.argsort(y, kind="stable")
+            keep = order[np.round(np.linspace(0, len(y) - 1, self.max_samples)).astype(int)]
+            curves, extra, y = curves[keep], extra[keep], y[keep]
+            self.sample_index_ = keep
+        features = self._features(curves, extra)
+        self.scaler_ = StandardScaler().fit(features)
+        scaled = self.scaler_.transform(features)
+        # The kernel width as a number (NuSVR's own rule for "scale" and "auto"), so that a
+        # fitted model can be written out and evaluated elsewhere (optuna_lcpred.sharing).
+        if self.gamma == "scale":
+            variance = float(scaled.var())
+            self.gamma_ = 1.0 / (scaled.shape[1] * variance) if variance > 0 else 1.0
+        elif self.gamma == "auto":
+            self.gamma_ = 1.0 / scaled.shape[1]
+        else:
+            self.gamma_ = float(self.gamma)
+        self._fit_scaled(scaled, self._transform(y))
+
+    def _predict(self, curves: np.ndarray, extra: np.ndarray) -> np.ndarray:
+        scaled = self.scaler_.transform(self._features(curves, extra))
+        return RobustScale(self.center_, self.scale_).inverse(self._predict_scaled(scaled))
+
+    def _fit_scaled(self, features: np.ndarray, target: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _predict_scaled(self, features: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class SVRPredictor(KernelRegressor):
+    """``NuSVR`` with an RBF kernel on curve features and hyperparameters.
+
+    The features and the robust target scale are :class:`KernelRegressor`'s.
 
     Parameters
     ----------
@@ -73,42 +147,13 @@ class SVRPredictor(CurvePredictor):
         gamma: float | str = "scale",
         max_samples: int = 300,
     ) -> None:
-        super().__init__(n_steps=n_steps)
-        self.n_points = n_points
+        super().__init__(n_steps=n_steps, n_points=n_points, gamma=gamma, max_samples=max_samples)
         self.nu = nu
         self.C = C
-        self.gamma = gamma
-        self.max_samples = max_samples
 
-    def _transform(self, values: np.ndarray) -> np.ndarray:
-        return RobustScale(self.center_, self.scale_).forward(values)
-
-    def _features(self, curves: np.ndarray, extra: np.ndarray) -> np.ndarray:
-        summary = curve_summary(self._transform(curves), int(self.n_points))
-        return np.hstack([summary, extra])
-
-    def _fit(self, curves: np.ndarray, extra: np.ndarray, y: np.ndarray) -> None:
-        robust = RobustScale.fit(y)
-        self.center_, self.scale_ = robust.center, robust.scale
-        if len(y) > self.max_samples:
-            order = np.argsort(y, kind="stable")
-            keep = order[np.round(np.linspace(0, len(y) - 1, self.max_samples)).astype(int)]
-            curves, extra, y = curves[keep], extra[keep], y[keep]
-        features = self._features(curves, extra)
-        self.scaler_ = StandardScaler().fit(features)
-        scaled = self.scaler_.transform(features)
-        # The kernel width as a number (NuSVR's own rule for "scale" and "auto"), so that a
-        # fitted model can be written out and evaluated elsewhere (optuna_lcpred.sharing).
-        if self.gamma == "scale":
-            variance = float(scaled.var())
-            self.gamma_ = 1.0 / (scaled.shape[1] * variance) if variance > 0 else 1.0
-        elif self.gamma == "auto":
-            self.gamma_ = 1.0 / scaled.shape[1]
-        else:
-            self.gamma_ = float(self.gamma)
+    def _fit_scaled(self, features: np.ndarray, target: np.ndarray) -> None:
         self.svr_ = NuSVR(nu=self.nu, C=self.C, gamma=self.gamma_, kernel="rbf")
-        self.svr_.fit(scaled, self._transform(y))
+        self.svr_.fit(features, target)
 
-    def _predict(self, curves: np.ndarray, extra: np.ndarray) -> np.ndarray:
-        scaled = self.scaler_.transform(self._features(curves, extra))
-        return RobustScale(self.center_, self.scale_).inverse(self.svr_.predict(scaled))
+    def _predict_scaled(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self.svr_.predict(features))
