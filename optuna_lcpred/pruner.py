@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
+from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
@@ -14,12 +17,14 @@ import optuna
 from scipy.stats import t as student_t
 
 from optuna_lcpred import _trials
+from optuna_lcpred._background import BackgroundFits
 from optuna_lcpred._search_space import ParamEncoder
 from optuna_lcpred.features import forward_fill
 from optuna_lcpred.predictors.base import CurvePredictor
 from optuna_lcpred.predictors.baselines import LastValuePredictor
 from optuna_lcpred.predictors.baselines import LinearLastValuePredictor
 from optuna_lcpred.predictors.baselines import PowerLawPredictor
+from optuna_lcpred.predictors.qsvr import QSVRPredictor
 from optuna_lcpred.predictors.selection import SelectedPredictor
 from optuna_lcpred.predictors.selection import select_predictor
 from optuna_lcpred.predictors.svr import SVRPredictor
@@ -33,8 +38,10 @@ __all__ = ["PREDICTORS", "LCPredictionPruner"]
 
 _logger = logging.getLogger("optuna.lcpred.pruner")
 
-#: Named predictors; "auto" lets them compete at every decision step.
-PREDICTORS: tuple[str, ...] = ("last", "linear", "powerlaw", "svr")
+#: Named predictors. "auto" lets the classical ones compete at every decision step; "qsvr"
+#: (annealer-trained, slower) is used only when asked for.
+PREDICTORS: tuple[str, ...] = ("last", "linear", "powerlaw", "svr", "qsvr")
+_AUTO: tuple[str, ...] = ("last", "linear", "powerlaw", "svr")
 
 #: User-attribute keys written on each decision (floats).
 ATTR_PRED_FINAL = "lcpred:pred_final"
@@ -48,6 +55,8 @@ _MIN_TRAIN_TRIALS = 3
 
 
 def _make_candidate(name: str, n_observed: int, horizon: int) -> CurvePredictor:
+    if name == "qsvr":
+        raise ValueError("qsvr candidates are built by the pruner (they need its annealer)")
     if name == "last":
         return LastValuePredictor(n_steps=n_observed)
     if name == "linear":
@@ -174,6 +183,14 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     model fitted on few trials decides cautiously. A step's model is refitted only when new
     COMPLETE trials exist; RUNNING trials are never read.
 
+    With ``predictor="qsvr"`` an SVR trained as QUBOs on a D-Wave sampler
+    (:class:`~optuna_lcpred.predictors.qsvr.QSVRPredictor`; simulated annealing by default, a
+    QPU with ``annealer="qpu"``) takes the classical SVR's place among the candidates. These
+    fits run in a background thread: until a step's first one finishes, the classical models
+    decide, and afterwards the latest finished fit does, so a worker never waits for an
+    annealer between epochs. Where the annealer-trained ensemble decides and its members
+    disagree more than the cross-validated spread, their spread is used.
+
     Each decision is written on the running trial as float user attributes:
     ``lcpred:pred_final``, ``lcpred:pred_std``, ``lcpred:prob_improve``, ``lcpred:step``,
     ``lcpred:threshold`` and ``lcpred:n_train``.
@@ -214,8 +231,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         min_prob: Prune when P(final beats the threshold) is below this.
         threshold: ``"best"`` (the best COMPLETE value) or a quantile in (0, 1) of the COMPLETE
             values (e.g. 0.25; for a maximised study the quantile counts from the best end).
-        predictor: ``"auto"``, one of ``"last"``, ``"linear"``, ``"powerlaw"``, ``"svr"``, or an
-            unfitted :class:`~optuna_lcpred.predictors.CurvePredictor`.
+        predictor: ``"auto"``, one of ``"last"``, ``"linear"``, ``"powerlaw"``, ``"svr"``,
+            ``"qsvr"``, or an unfitted :class:`~optuna_lcpred.predictors.CurvePredictor`.
         audit_fraction: Fraction of trials, chosen from the trial number, never pruned for a
             prediction.
         fallback: A pruner that decides while the model is not ready (too few usable COMPLETE
@@ -228,6 +245,17 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             useful with many workers on an RDB or journal storage.
         share_key: Secret that signs shared models (HMAC-SHA256); default
             ``$OPTUNA_LCPRED_SHARE_KEY``. Without one, records carry a SHA-256 digest.
+        annealer: The sampler of ``predictor="qsvr"``: ``"sa"`` (simulated annealing),
+            ``"tabu"``, ``"exact"`` (tiny problems), ``"qpu"`` (a D-Wave QPU, configured by
+            D-Wave's own config file or environment) or a ``dimod.Sampler``.
+        annealer_options: Keyword arguments for ``annealer="qpu"`` (see
+            :class:`~optuna_lcpred.annealers.QPUSampler`: ``solver``, ``chain_strength``,
+            ``annealing_time``, ``timeout``, ``cache_dir``).
+        qsvr_options: Keyword arguments of
+            :class:`~optuna_lcpred.predictors.qsvr.QSVRPredictor` (``num_reads``,
+            ``sampler_params``, ``max_qubits``, ...).
+        fit_in_background: Fit step models in a background thread and decide with the last
+            model meanwhile; default: only for the annealer-trained SVR.
     """
 
     def __init__(
@@ -247,6 +275,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         seed: int = 0,
         share: bool = False,
         share_key: str | None = None,
+        annealer: Any = "sa",
+        annealer_options: Mapping[str, Any] | None = None,
+        qsvr_options: Mapping[str, Any] | None = None,
+        fit_in_background: bool | None = None,
     ) -> None:
         _check_int("n_startup_trials", n_startup_trials, 0)
         _check_int("n_warmup_steps", n_warmup_steps, 0)
@@ -279,6 +311,13 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             raise TypeError(
                 f"fallback must be an optuna pruner or None, got {type(fallback).__name__}"
             )
+        uses_annealer = predictor == "qsvr" or isinstance(predictor, QSVRPredictor)
+        self._qsvr_options = _check_qsvr_options(qsvr_options)
+        self._sampler = _make_annealer(annealer, annealer_options) if uses_annealer else None
+        if fit_in_background is not None and not isinstance(fit_in_background, bool):
+            raise TypeError(
+                f"fit_in_background must be True, False or None, got {fit_in_background!r}"
+            )
         self._n_startup_trials = n_startup_trials
         self._n_warmup_steps = n_warmup_steps
         self._interval_steps = interval_steps
@@ -300,6 +339,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._cache = _trials.FinishedTrialCache()
         self._matrix = _CompletedMatrix()
         self._models: dict[int, _StepModel] = {}
+        self._classical: dict[int, _StepModel] = {}  # decide while a background fit runs
+        self._layout = 0  # counts feature-layout changes; a fit for an older layout is dropped
+        self._background = uses_annealer if fit_in_background is None else fit_in_background
+        self._fits = BackgroundFits()
         self._lock = threading.Lock()  # Optuna's n_jobs > 1 shares one pruner across threads
 
     def is_audit_trial(self, number: int) -> bool:
@@ -326,7 +369,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             data = self._cache.refresh(study)
             if len(data.values) >= self._n_startup_trials:
                 if self._matrix.update(data):
-                    self._models.clear()  # new steps or parameters: every model is stale
+                    # New steps or parameters: every model is stale.
+                    self._models.clear()
+                    self._classical.clear()
+                    self._layout += 1
                 target = self._target_step()
                 if target is not None and step >= target:
                     return False  # the final step: nothing left to save
@@ -374,6 +420,9 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             else float(np.quantile(finals, float(self._threshold)))
         )
         spread = max(selected.spread, 1e-9)
+        member_spread = getattr(selected.model, "predict_spread", None)
+        if member_spread is not None:  # an ensemble: wider where its members disagree
+            spread = max(spread, float(member_spread(X)[0]))
         dof = max(1, selected.residuals.size - 1)
         z = (float(scale.forward(threshold_raw)) - mu) / spread
         prob = float(student_t.cdf(z, dof)) if math.isfinite(z) else float(z > 0)
@@ -388,8 +437,30 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         return _Decision(prune=prob < self._min_prob, attrs=attrs)
 
     def _model_for(self, study: optuna.Study, k: int, target: int) -> _StepModel | None:
+        model = self._step_model(
+            study, k, target, self._models, self._candidates, self._background, self._share
+        )
+        if model is None and self._background:
+            # The first background fit of this step is still running: classical models decide.
+            model = self._step_model(
+                study, k, target, self._classical, self._classical_candidates, False, False
+            )
+        return model
+
+    def _step_model(
+        self,
+        study: optuna.Study,
+        k: int,
+        target: int,
+        store: dict[int, _StepModel],
+        make_candidates: Callable[[int, int], dict[str, CurvePredictor]],
+        background: bool,
+        share: bool,
+    ) -> _StepModel | None:
+        """The model of step index ``k`` kept in ``store``: the cached one while it is current,
+        else a new fit (done now, or queued in the background while the cached one decides)."""
         m = self._matrix
-        cached = self._models.get(k)
+        cached = store.get(k)
         usable = m.first_bad > k
         n_rows = int(usable.sum())
         if cached is not None and (
@@ -398,28 +469,54 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             return cached
         if n_rows < _MIN_TRAIN_TRIALS or len(np.unique(m.groups[usable])) < 2:
             return cached
+        if background and self._fits.is_pending(k):
+            return cached
         X = np.hstack([m.curves[usable, : k + 1], m.hyper[usable]])
         y = m.finals[usable]
+        groups = m.groups[usable]
         target_index = int(np.searchsorted(m.grid, target, side="right"))
-        candidates = self._candidates(k + 1, max(target_index, k + 1))
-        key = self._training_key(k, target, usable) if self._share else ""
-        selected = self._load_shared(study, k, key, X.shape[1]) if self._share else None
-        if selected is None:
-            selected = select_predictor(
-                candidates, X, y, m.groups[usable], n_folds=self._n_folds, seed=self._seed
+        candidates = make_candidates(k + 1, max(target_index, k + 1))
+        key = self._training_key(k, target, usable) if share else ""
+        step, version, layout = int(m.grid[k]), m.version, self._layout
+
+        def fit() -> _StepModel:
+            selected = self._load_shared(study, step, key, X.shape[1]) if share else None
+            if selected is None:
+                selected = select_predictor(
+                    candidates, X, y, groups, n_folds=self._n_folds, seed=self._seed
+                )
+                if share:
+                    self._publish(study, step, key, selected)
+            _logger.debug(
+                "Step %d: %s chosen on %d trials (CV errors %s).",
+                step,
+                selected.name,
+                n_rows,
+                {name: round(err, 4) for name, err in selected.cv_error.items()},
             )
-            if self._share:
-                self._publish(study, k, key, selected)
-        model = _StepModel(version=m.version, n_rows=n_rows, selected=selected)
-        self._models[k] = model
-        _logger.debug(
-            "Step %d: %s chosen on %d trials (CV errors %s).",
-            int(m.grid[k]),
-            selected.name,
-            n_rows,
-            {name: round(err, 4) for name, err in selected.cv_error.items()},
-        )
-        return model
+            return _StepModel(version=version, n_rows=n_rows, selected=selected)
+
+        if not background:
+            store[k] = fit()
+            return store[k]
+
+        def job() -> None:
+            model = fit()
+            with self._lock:
+                current = store.get(k)
+                if self._layout == layout and (current is None or current.version < version):
+                    store[k] = model
+
+        self._fits.submit(k, job)
+        return cached
+
+    def wait_for_fits(self, timeout: float | None = None) -> bool:
+        """Block until no background fit is queued or running (False if ``timeout`` passed).
+
+        Deciding never waits for a fit; this is for tests and for replays that must not depend
+        on how fast this machine fits (``optuna-lcpred bench`` calls it between steps).
+        """
+        return self._fits.wait(timeout)
 
     def _training_key(self, k: int, target: int, usable: np.ndarray) -> str:
         from optuna.distributions import distribution_to_json
@@ -434,6 +531,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             [
                 SCHEMA,
                 predictor,
+                json.dumps(self._qsvr_options, sort_keys=True, default=repr),
                 self._n_folds,
                 self._seed,
                 target,
@@ -450,7 +548,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         return self._store
 
     def _load_shared(
-        self, study: optuna.Study, k: int, key: str, n_features: int
+        self, study: optuna.Study, step: int, key: str, n_features: int
     ) -> SelectedPredictor | None:
         from optuna_lcpred.sharing import SharedModelError
         from optuna_lcpred.sharing import decode_selected
@@ -459,7 +557,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         store = self._model_store(study)
         if store is None:
             return None
-        name = f"step-{int(self._matrix.grid[k])}"
+        name = f"step-{step}"
         try:
             record = store.load(name)
             if record is None:
@@ -479,7 +577,9 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self.n_shared_loads += 1
         return selected
 
-    def _publish(self, study: optuna.Study, k: int, key: str, selected: SelectedPredictor) -> None:
+    def _publish(
+        self, study: optuna.Study, step: int, key: str, selected: SelectedPredictor
+    ) -> None:
         from optuna_lcpred.sharing import SharedModelError
         from optuna_lcpred.sharing import encode_selected
         from optuna_lcpred.sharing import share_key_from_env
@@ -494,7 +594,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             _logger.debug("Step model not shared: %s", exc)
             return
         store.save(
-            f"step-{int(self._matrix.grid[k])}",
+            f"step-{step}",
             payload,
             sign(payload, self._share_key or share_key_from_env()),
         )
@@ -503,10 +603,24 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         if isinstance(self._predictor, CurvePredictor):
             from sklearn.base import clone
 
-            return {"custom": clone(self._predictor).set_params(n_steps=n_observed)}
-        names = PREDICTORS if self._predictor == "auto" else (self._predictor,)
-        if self._predictor == "auto" and n_observed < 3:
-            names = tuple(n for n in names if n != "powerlaw")  # it needs three points
+            custom = clone(self._predictor).set_params(n_steps=n_observed)
+            if isinstance(custom, QSVRPredictor):
+                custom.set_params(sampler=self._sampler)
+            return {"custom": custom}
+        if self._predictor == "qsvr":
+            # The annealer-trained SVR takes the classical SVR's seat: the baselines still
+            # compete, so it decides only where it predicts better.
+            qsvr = QSVRPredictor(
+                n_steps=n_observed, sampler=self._sampler, random_state=self._seed
+            ).set_params(**self._qsvr_options)
+            classical = self._classical_candidates(n_observed, horizon)
+            return {**{k: v for k, v in classical.items() if k != "svr"}, "qsvr": qsvr}
+        if self._predictor == "auto":
+            return self._classical_candidates(n_observed, horizon)
+        return {self._predictor: _make_candidate(self._predictor, n_observed, horizon)}
+
+    def _classical_candidates(self, n_observed: int, horizon: int) -> dict[str, CurvePredictor]:
+        names = _AUTO if n_observed >= 3 else tuple(n for n in _AUTO if n != "powerlaw")
         return {n: _make_candidate(n, n_observed, horizon) for n in names}
 
 
@@ -517,6 +631,41 @@ def _is_first_in_interval(
     interval_start = (step - n_warmup_steps) // interval_steps * interval_steps + n_warmup_steps
     previous = max((s for s in trial.intermediate_values if s < step), default=-1)
     return previous < interval_start
+
+
+def _check_qsvr_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"qsvr_options must be a mapping, got {type(options).__name__}")
+    reserved = {"n_steps", "sampler", "random_state"} & set(options)
+    if reserved:
+        raise ValueError(
+            f"qsvr_options may not set {', '.join(sorted(reserved))} (the pruner sets them; "
+            "choose the sampler with annealer=...)"
+        )
+    known = set(QSVRPredictor().get_params())
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(
+            f"qsvr_options has unknown key(s) {', '.join(unknown)}; QSVRPredictor takes "
+            f"{', '.join(sorted(known - {'n_steps', 'sampler', 'random_state'}))}"
+        )
+    QSVRPredictor(**options)._validate_params()  # a bad value fails here, not mid-study
+    return dict(options)
+
+
+def _make_annealer(annealer: Any, options: Mapping[str, Any] | None) -> Any:
+    from optuna_lcpred.annealers import SAMPLERS
+    from optuna_lcpred.annealers import make_sampler
+
+    if isinstance(annealer, str) and annealer not in SAMPLERS:
+        raise ValueError(
+            f"annealer must be one of {', '.join(SAMPLERS)} or a dimod sampler, got {annealer!r}"
+        )
+    if not isinstance(annealer, str) and not hasattr(annealer, "sample"):
+        raise TypeError(f"annealer must be a name or a dimod sampler, got {type(annealer)}")
+    return make_sampler(annealer, **dict(options or {}))
 
 
 def _check_int(name: str, value: Any, minimum: int, also: str = "") -> None:

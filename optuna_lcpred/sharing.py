@@ -8,8 +8,9 @@ settings). Records live next to the study: in a table ``lcpred_shared_models`` o
 database for RDB storages, in a folder beside the journal file for the journal storage.
 
 A record is canonical JSON holding only names and numbers (a fitted SVR travels as its
-support vectors, dual coefficients, intercept, kernel width and scalers, and is evaluated with
-NumPy), so loading one cannot execute code. It is signed: HMAC-SHA256 with the key in
+support vectors, dual coefficients, intercept, kernel width and scalers, an annealer-trained
+SVR as the same for each of its weighted models, and both are evaluated with NumPy), so loading
+one cannot execute code. It is signed: HMAC-SHA256 with the key in
 ``$OPTUNA_LCPRED_SHARE_KEY`` (or ``share_key=``) when there is one, which also stops anyone
 without the key from forging records; otherwise a SHA-256 digest, which catches corruption.
 A record that fails the signature, the schema, the shapes, or holds non-finite numbers is
@@ -38,8 +39,10 @@ from optuna_lcpred.predictors.base import CurvePredictor
 from optuna_lcpred.predictors.baselines import LastValuePredictor
 from optuna_lcpred.predictors.baselines import LinearLastValuePredictor
 from optuna_lcpred.predictors.baselines import PowerLawPredictor
+from optuna_lcpred.predictors.qsvr import QSVRPredictor
 from optuna_lcpred.predictors.selection import SelectedPredictor
 from optuna_lcpred.predictors.svr import SVRPredictor
+from optuna_lcpred.predictors.svr import rbf_kernel
 
 
 if TYPE_CHECKING:
@@ -159,17 +162,31 @@ def _encode_model(model: CurvePredictor) -> dict[str, Any]:
         return {"kind": "linear", **common, "coef": model.coef_, "intercept": model.intercept_}
     if type(model) is PowerLawPredictor:
         return {"kind": "powerlaw", **common, "horizon": int(model.horizon)}
-    if type(model) is SVRPredictor:
-        svr = model.svr_
-        return {
-            "kind": "svr",
-            **common,
+    if type(model) in (SVRPredictor, QSVRPredictor):
+        kernel_part = {
             "n_points": int(model.n_points),
             "center": model.center_,
             "scale": model.scale_,
             "feature_mean": _floats(model.scaler_.mean_),
             "feature_scale": _floats(model.scaler_.scale_),
             "gamma": model.gamma_,
+        }
+        if isinstance(model, QSVRPredictor):
+            return {
+                "kind": "qsvr",
+                **common,
+                **kernel_part,
+                "support_vectors": [_floats(row) for row in model.support_vectors_],
+                "dual_coef": [_floats(row) for row in model.dual_coef_],
+                "intercept": _floats(model.intercept_),
+                "model_weights": _floats(model.model_weights_),
+                "target_range": _floats(model.target_range_),
+            }
+        svr = model.svr_
+        return {
+            "kind": "svr",
+            **common,
+            **kernel_part,
             "support_vectors": [_floats(row) for row in svr.support_vectors_],
             "dual_coef": _floats(svr.dual_coef_[0]),
             "intercept": _float(svr.intercept_[0]),
@@ -202,17 +219,20 @@ def _decode_model(data: Any, n_features: int) -> CurvePredictor:
         _expect(isinstance(horizon, int) and n_steps <= horizon <= 10**7, "bad horizon")
         model = PowerLawPredictor(n_steps=n_steps, horizon=horizon)
         model.fitted_ = True
-    elif kind == "svr":
-        model = _decode_svr(data, fields, n_steps, n_features)
+    elif kind in ("svr", "qsvr"):
+        model = _decode_kernel_model(data, fields, n_steps, n_features)
     else:
         raise SharedModelError(f"unknown model kind {kind!r}")
     model.n_features_in_ = n_features
     return model
 
 
-def _decode_svr(data: dict[str, Any], fields: set[str], n_steps: int, n_features: int) -> Any:
+def _decode_kernel_model(
+    data: dict[str, Any], fields: set[str], n_steps: int, n_features: int
+) -> Any:
     from sklearn.preprocessing import StandardScaler
 
+    qsvr = data["kind"] == "qsvr"
     wanted = fields | {
         "n_points",
         "center",
@@ -224,7 +244,9 @@ def _decode_svr(data: dict[str, Any], fields: set[str], n_steps: int, n_features
         "dual_coef",
         "intercept",
     }
-    _expect(set(data) == wanted, "unexpected fields for 'svr'")
+    if qsvr:
+        wanted |= {"model_weights", "target_range"}
+    _expect(set(data) == wanted, f"unexpected fields for {data['kind']!r}")
     n_points = data["n_points"]
     _expect(isinstance(n_points, int) and 1 <= n_points <= 1000, "bad n_points")
     width = n_points + 2 + (n_features - n_steps)
@@ -232,22 +254,40 @@ def _decode_svr(data: dict[str, Any], fields: set[str], n_steps: int, n_features
     scale = _vector(data["feature_scale"], width, "feature_scale")
     _expect(bool(np.all(scale > 0)), "feature_scale must be positive")
     vectors = data["support_vectors"]
-    _expect(isinstance(vectors, list) and 1 <= len(vectors) <= _MAX_ROWS, "bad support vectors")
+    _expect(
+        isinstance(vectors, list) and (qsvr or len(vectors) >= 1) and len(vectors) <= _MAX_ROWS,
+        "bad support vectors",
+    )
     support = np.array([_vector(row, width, "support_vectors") for row in vectors])
-    dual = _vector(data["dual_coef"], len(support), "dual_coef")
+    support = support.reshape(len(vectors), width)
     gamma = _number(data["gamma"], "gamma")
     _expect(gamma > 0, "gamma must be positive")
     target_scale = _number(data["scale"], "scale")
     _expect(target_scale > 0, "scale must be positive")
-    model = SVRPredictor(n_steps=n_steps, n_points=n_points)
+    model: Any = (QSVRPredictor if qsvr else SVRPredictor)(n_steps=n_steps, n_points=n_points)
     model.center_ = _number(data["center"], "center")
     model.scale_ = target_scale
     model.gamma_ = gamma
     scaler = StandardScaler()
     scaler.mean_, scaler.scale_, scaler.var_ = mean, scale, scale**2
-    scaler.n_features_in_, scaler.n_samples_seen_ = width, len(support)
+    scaler.n_features_in_, scaler.n_samples_seen_ = width, max(len(support), 1)
     model.scaler_ = scaler
-    model.svr_ = RBFExpansion(support, dual, _number(data["intercept"], "intercept"), gamma)
+    if not qsvr:
+        dual = _vector(data["dual_coef"], len(support), "dual_coef")
+        model.svr_ = RBFExpansion(support, dual, _number(data["intercept"], "intercept"), gamma)
+        return model
+    rows = data["dual_coef"]
+    _expect(isinstance(rows, list) and 1 <= len(rows) <= 10_000, "bad dual_coef")
+    dual_coef = np.array([_vector(row, len(support), "dual_coef") for row in rows])
+    model.dual_coef_ = dual_coef.reshape(len(rows), len(support))
+    model.intercept_ = _vector(data["intercept"], len(rows), "intercept")
+    weights = _vector(data["model_weights"], len(rows), "model_weights")
+    _expect(bool(np.all(weights >= 0)) and abs(weights.sum() - 1.0) < 1e-6, "bad weights")
+    model.model_weights_ = weights
+    low, span = _vector(data["target_range"], 2, "target_range")
+    _expect(span > 0, "target_range must have a positive span")
+    model.target_range_ = (float(low), float(span))
+    model.support_vectors_ = support
     return model
 
 
@@ -265,9 +305,7 @@ class RBFExpansion:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The expansion at each row of ``X``."""
-        sv = self.support_vectors_
-        sq = (X**2).sum(1)[:, None] + (sv**2).sum(1)[None, :] - 2.0 * X @ sv.T
-        kernel = np.exp(-self.gamma * np.maximum(sq, 0.0))
+        kernel = rbf_kernel(X, self.support_vectors_, self.gamma)
         return np.asarray(kernel @ self.dual_coef_[0] + self.intercept_[0])
 
 

@@ -12,7 +12,9 @@ from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.predictors import LastValuePredictor
 from optuna_lcpred.predictors import LinearLastValuePredictor
 from optuna_lcpred.predictors import PowerLawPredictor
+from optuna_lcpred.predictors import SVRPredictor
 from optuna_lcpred.predictors.base import CurvePredictor
+from optuna_lcpred.predictors.qsvr import QSVRPredictor
 from tests.conftest import make_table
 
 
@@ -124,7 +126,14 @@ def test_evaluate_rejects_bad_arguments(table: CurveTable) -> None:
 
 
 @parametrize_with_checks(
-    [LastValuePredictor(), LinearLastValuePredictor(), PowerLawPredictor(horizon=1000)]
+    [
+        LastValuePredictor(),
+        LinearLastValuePredictor(),
+        PowerLawPredictor(horizon=1000),
+        SVRPredictor(),
+        # Few, short anneals: the contract, not the accuracy, is under test.
+        QSVRPredictor(num_reads=5, sampler_params={"num_sweeps": 50}, random_state=0),
+    ]
 )
 def test_predictors_follow_the_scikit_learn_contract(estimator, check) -> None:  # type: ignore[no-untyped-def]
     check(estimator)

@@ -17,6 +17,7 @@ from optuna_lcpred._trials import flush_annotations
 from optuna_lcpred.predictors.baselines import LastValuePredictor
 from optuna_lcpred.predictors.baselines import LinearLastValuePredictor
 from optuna_lcpred.predictors.baselines import PowerLawPredictor
+from optuna_lcpred.predictors.qsvr import QSVRPredictor
 from optuna_lcpred.predictors.selection import select_predictor
 from optuna_lcpred.predictors.svr import SVRPredictor
 from optuna_lcpred.sharing import SharedModelError
@@ -46,8 +47,9 @@ def _data(n: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarra
         LinearLastValuePredictor(n_steps=5),
         PowerLawPredictor(n_steps=5, horizon=STEPS),
         SVRPredictor(n_steps=5),
+        QSVRPredictor(n_steps=5, num_reads=10, random_state=0),
     ],
-    ids=["last", "linear", "powerlaw", "svr"],
+    ids=["last", "linear", "powerlaw", "svr", "qsvr"],
 )
 def test_round_trip_predicts_the_same(predictor: Any) -> None:
     X, y, groups = _data()
@@ -56,13 +58,18 @@ def test_round_trip_predicts_the_same(predictor: Any) -> None:
     back = decode_selected(payload, sign(payload, None), key="k", n_features=6, share_key=None)
     probe = _data(10, seed=1)[0]
     # The rebuilt model, evaluated from plain numbers, predicts what the fitted one predicts.
+    if isinstance(predictor, QSVRPredictor):
+        # ... and an annealer-trained ensemble keeps its members' spread.
+        np.testing.assert_allclose(
+            back.model.predict_spread(probe), selected.model.predict_spread(probe), rtol=1e-9
+        )
     np.testing.assert_allclose(
         back.model.predict_arrays(probe), selected.model.predict_arrays(probe), rtol=1e-9
     )
     np.testing.assert_array_equal(back.residuals, selected.residuals)
     assert back.scale == selected.scale and back.name == selected.name
     # The record is plain JSON: nothing in it can run code when loaded.
-    assert json.loads(payload)["model"]["kind"] in ("last", "linear", "powerlaw", "svr")
+    assert json.loads(payload)["model"]["kind"] in ("last", "linear", "powerlaw", "svr", "qsvr")
 
 
 def _svr_payload() -> str:

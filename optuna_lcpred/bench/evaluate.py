@@ -32,6 +32,7 @@ from optuna_lcpred.predictors import LinearLastValuePredictor
 from optuna_lcpred.predictors import PowerLawPredictor
 from optuna_lcpred.predictors import SVRPredictor
 from optuna_lcpred.predictors.base import CurvePredictor
+from optuna_lcpred.predictors.qsvr import QSVRPredictor
 
 
 __all__ = [
@@ -49,6 +50,7 @@ _REGISTRY: dict[str, PredictorFactory] = {
     "linear": lambda horizon: LinearLastValuePredictor(),
     "powerlaw": lambda horizon: PowerLawPredictor(horizon=horizon),
     "svr": lambda horizon: SVRPredictor(),
+    "qsvr": lambda horizon: QSVRPredictor(random_state=0),
 }
 
 

@@ -5,8 +5,9 @@ Built-in names: ``nop``, ``median``, ``percentile`` (or ``percentileNN``, e.g. `
 Options are the pruner's own keyword arguments. Values read as int, float, bool (``true``/
 ``false``), ``none`` or text; a step-valued option (``n_warmup_steps``, ``interval_steps``,
 ``min_resource``, ``max_resource``, ``patience``) may be given as a percentage of the table's
-steps, e.g. ``n_warmup_steps=10%``. Other packages (the prediction pruner) add names with
-:func:`register_pruner`.
+steps, e.g. ``n_warmup_steps=10%``. A dotted key fills a mapping option:
+``lcpred:predictor=qsvr,qsvr_options.num_reads=10`` passes ``qsvr_options={"num_reads": 10}``.
+Other packages (the prediction pruner) add names with :func:`register_pruner`.
 """
 
 from __future__ import annotations
@@ -151,7 +152,14 @@ def make_pruner(spec: PrunerSpec | str, n_steps: int) -> optuna.pruners.BasePrun
     factory, fixed = _factory_for(spec)
     options: dict[str, Any] = dict(fixed)
     for key, text in spec.options.items():
-        options[key] = _parse_value(key, text, n_steps, spec)
+        *path, leaf = key.split(".")
+        node = options
+        for part in path:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict) or not part:
+                raise PrunerSpecError(f"pruner spec {spec.text!r}: {key!r} mixes a value and keys")
+            node = child
+        node[leaf] = _parse_value(leaf, text, n_steps, spec)
     accepted = _accepted_options(factory)
     if accepted is not None:
         unknown = sorted(set(options) - accepted)

@@ -9,6 +9,11 @@ run in worker order, so a replay is deterministic.
 
 A step whose value is NaN (a diverged run) is reported as NaN; a trial that reaches its last step
 with a non-finite value ends as FAIL, like an objective that returned NaN.
+
+A pruner that fits its models in the background (``LCPredictionPruner`` with the annealer-trained
+SVR) decides with the model it has, as in a real study; the replay then waits for the fit
+before the next simulated step, as if each fit took less than one epoch. So results do not
+depend on this machine's speed.
 """
 
 from __future__ import annotations
@@ -167,6 +172,7 @@ def replay(
         direction="minimize",
         study_name=f"replay-{table.name}-{label or type(pruner).__name__}-seed{seed}",
     )
+    settle = getattr(pruner, "wait_for_fits", None)
     finished: list[ReplayTrial] = []
     running: dict[int, _Running] = {}
     events: list[tuple[int, int]] = []
@@ -196,8 +202,12 @@ def replay(
             state: TrialState | None = None
             if index == n_steps - 1:
                 state = TrialState.COMPLETE if math.isfinite(value) else TrialState.FAIL
-            elif run.trial.should_prune():
-                state = TrialState.PRUNED
+            else:
+                prune = run.trial.should_prune()
+                if settle is not None:
+                    settle()
+                if prune:
+                    state = TrialState.PRUNED
             if state is None:
                 run.next_index += 1
                 heapq.heappush(events, (now + 1, worker))

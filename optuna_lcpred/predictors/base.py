@@ -30,6 +30,9 @@ class CurvePredictor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     #: True when predictions depend on each curve alone (nothing is learned across trials), so
     #: cross-validation may predict every row with one fit.
     _per_curve = False
+    #: True when ``fit`` leaves ``oob_prediction_``: each training row predicted by models that
+    #: did not see it, so model selection needs no K-fold refits.
+    _held_out_predictions = False
 
     def __init__(self, *, n_steps: int | None = None) -> None:
         self.n_steps = n_steps

@@ -55,7 +55,9 @@ def select_predictor(
     The error that matters for pruning is on trials that could win, so candidates are ranked by
     the mean absolute out-of-fold residual, on the robust scale, of the training trials whose
     final is at most the median final. Ties go to the candidate listed first (list the simpler
-    ones first). The winner is refitted on every row.
+    ones first). The winner is refitted on every row. A candidate that makes its own held-out
+    predictions while fitting (``oob_prediction_``, e.g. the bagged annealer-trained SVR) is
+    fitted once, and those predictions replace K-fold cross-validation.
 
     Args:
         candidates: Unfitted predictors by name.
@@ -85,18 +87,24 @@ def select_predictor(
     target = scale.forward(y)
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    fitted: dict[str, CurvePredictor] = {}
     for name, template in candidates.items():
         if template._per_curve:
             predicted = clone(template).fit_arrays(X, y).predict_arrays(X)
+        elif template._held_out_predictions:
+            # One fit on all rows; its own held-out predictions stand in for K-fold CV.
+            fitted[name] = clone(template).fit_arrays(X, y)
+            predicted = np.asarray(fitted[name].oob_prediction_, dtype=np.float64)
         else:
             predicted = np.empty_like(y)
             for train, test in splits:
                 model = clone(template).fit_arrays(X[train], y[train])
                 predicted[test] = model.predict_arrays(X[test])
         r = target - scale.forward(predicted)
-        r = np.where(np.isfinite(r), r, np.inf)
-        residuals[name] = r[contenders]
-        errors[name] = float(np.mean(np.abs(r[contenders])))
+        known = ~np.isnan(predicted)  # rows no held-out model saw are left out
+        r = np.where(np.isfinite(r), r, np.inf)[contenders & known]
+        residuals[name] = r
+        errors[name] = float(np.mean(np.abs(r))) if r.size else np.inf
     best = min(errors, key=lambda n: (errors[n], list(candidates).index(n)))
-    model = clone(candidates[best]).fit_arrays(X, y)
+    model = fitted.get(best) or clone(candidates[best]).fit_arrays(X, y)
     return SelectedPredictor(best, model, scale, residuals[best], errors)
