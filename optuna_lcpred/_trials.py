@@ -16,6 +16,7 @@ from dataclasses import field
 from typing import TYPE_CHECKING
 from typing import Any
 
+import numpy as np
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CompletedCurves",
     "FinishedTrialCache",
+    "StepValues",
     "current_curve",
     "direction_sign",
     "flush_annotations",
@@ -58,28 +60,58 @@ class CompletedCurves:
     version: int = 0
 
 
-class FinishedTrialCache:
-    """COMPLETE trials of one study, refreshed incrementally.
+class StepValues:
+    """The values that finished trials (COMPLETE and PRUNED) reported at each step,
+    direction-normalised: where a running trial stands among its peers at the same step."""
 
-    Each refresh asks the storage for COMPLETE trials only (never RUNNING ones) and converts just
-    the trials it has not seen. With Optuna's RDB storage the query itself is incremental too:
-    its cache layer fetches only trials that changed since the last call.
+    def __init__(self) -> None:
+        self._values: dict[int, list[float]] = {}
+        self._sorted: dict[int, np.ndarray] = {}
+
+    def add(self, curve: dict[int, float]) -> None:
+        """Add one finished trial's reported values."""
+        for step, value in curve.items():
+            if math.isfinite(value):
+                self._values.setdefault(step, []).append(value)
+                self._sorted.pop(step, None)
+
+    def peers(self, step: int) -> int:
+        """How many finished trials reported a finite value at ``step``."""
+        return len(self._values.get(step, ()))
+
+    def n_better(self, step: int, value: float) -> int:
+        """How many finished trials reported a value better (smaller) than ``value`` at
+        ``step``."""
+        if step not in self._sorted:
+            self._sorted[step] = np.sort(np.asarray(self._values.get(step, ()), dtype=float))
+        return int(np.searchsorted(self._sorted[step], value, side="left"))
+
+
+class FinishedTrialCache:
+    """COMPLETE trials of one study, and the values of all finished trials, refreshed
+    incrementally.
+
+    Each refresh asks the storage for COMPLETE and PRUNED trials only (never RUNNING ones) and
+    converts just the trials it has not seen. With Optuna's RDB storage the query itself is
+    incremental too: its cache layer fetches only trials that changed since the last call.
     """
 
     def __init__(self) -> None:
         self._study_key: tuple[int, int] | None = None
         self._seen: set[int] = set()
         self.data = CompletedCurves()
+        self.steps = StepValues()
 
     def refresh(self, study: optuna.Study) -> CompletedCurves:
-        """Bring the cache up to date with ``study`` and return it."""
+        """Bring the cache up to date with ``study`` and return its COMPLETE trials."""
         key = (id(study._storage), study._study_id)
         if key != self._study_key:
             self._study_key = key
             self._seen = set()
             self.data = CompletedCurves()
+            self.steps = StepValues()
         trials = study._storage.get_all_trials(
-            study._study_id, deepcopy=False, states=(TrialState.COMPLETE,)
+            study._study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
         )
         if len(trials) == len(self._seen):
             return self.data
@@ -89,14 +121,16 @@ class FinishedTrialCache:
             if trial.number in self._seen:
                 continue
             self._seen.add(trial.number)
+            curve = {int(s): sign * float(v) for s, v in trial.intermediate_values.items()}
+            self.steps.add(curve)
+            if trial.state != TrialState.COMPLETE:
+                continue
             value = trial.value
             if value is None or not math.isfinite(value):
                 continue
             self.data.numbers.append(trial.number)
             self.data.values.append(sign * float(value))
-            self.data.curves.append(
-                {int(s): sign * float(v) for s, v in trial.intermediate_values.items()}
-            )
+            self.data.curves.append(curve)
             self.data.trials.append(trial)
             added = True
         if added:

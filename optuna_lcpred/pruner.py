@@ -223,7 +223,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     Args:
         n_startup_trials: No pruning until this many trials are COMPLETE (``fallback`` decides
             meanwhile).
-        n_warmup_steps: No pruning before this step of a trial (as in ``MedianPruner``).
+        n_warmup_steps: No pruning before this step of a trial (as in ``MedianPruner``). The
+            default 1 never stops a trial on its first report: on 9 of the 12 public tables
+            the first value carries no rank information about the final (Spearman -0.46 to
+            0.26), and 0 left 1.6 times the regret for 6 % fewer epochs (docs/benchmarks.md).
         interval_steps: Decide at most once per this many steps after the warm-up (as in
             ``MedianPruner``).
         max_resource: The step of the final value; ``"auto"`` takes the largest last step among
@@ -256,12 +259,16 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             ``sampler_params``, ``max_qubits``, ...).
         fit_in_background: Fit step models in a background thread and decide with the last
             model meanwhile; default: only for the annealer-trained SVR.
+        keep_top: A trial whose current value is among the best ``keep_top`` fraction of the
+            values that finished trials (COMPLETE or PRUNED) reported at the same step is never
+            pruned for a prediction: a model fitted on few survivors is least reliable for the
+            trials that look best. 0 switches this off.
     """
 
     def __init__(
         self,
         n_startup_trials: int = 5,
-        n_warmup_steps: int = 0,
+        n_warmup_steps: int = 1,
         interval_steps: int = 1,
         *,
         max_resource: int | str = "auto",
@@ -279,6 +286,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         annealer_options: Mapping[str, Any] | None = None,
         qsvr_options: Mapping[str, Any] | None = None,
         fit_in_background: bool | None = None,
+        keep_top: float = 0.1,
     ) -> None:
         _check_int("n_startup_trials", n_startup_trials, 0)
         _check_int("n_warmup_steps", n_warmup_steps, 0)
@@ -305,6 +313,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             raise TypeError(
                 f"predictor must be a name or a CurvePredictor, got {type(predictor).__name__}"
             )
+        if not isinstance(keep_top, (int, float)) or not 0.0 <= keep_top < 1.0:
+            raise ValueError(f"keep_top must be a fraction in [0, 1), got {keep_top!r}")
         if not isinstance(audit_fraction, (int, float)) or not 0.0 <= audit_fraction <= 1.0:
             raise ValueError(f"audit_fraction must be in [0, 1], got {audit_fraction!r}")
         if fallback is not None and not isinstance(fallback, optuna.pruners.BasePruner):
@@ -326,6 +336,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._threshold = threshold
         self._predictor = predictor
         self._audit_fraction = float(audit_fraction)
+        self._keep_top = float(keep_top)
         self._fallback = fallback
         self._n_folds = n_folds
         self._refit_every = refit_every
@@ -434,7 +445,16 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             ATTR_THRESHOLD: sign * threshold_raw,
             ATTR_N_TRAIN: float(model.n_rows),
         }
-        return _Decision(prune=prob < self._min_prob, attrs=attrs)
+        prune = prob < self._min_prob
+        if prune and self._keep_top > 0.0:
+            # A trial among the best of its peers at this step is kept whatever the model says:
+            # a model fitted on few finished trials is least reliable for the best ones.
+            peers = self._cache.steps.peers(step)
+            better = self._cache.steps.n_better(
+                step, sign * float(trial.intermediate_values[step])
+            )
+            prune = better >= self._keep_top * peers
+        return _Decision(prune=prune, attrs=attrs)
 
     def _model_for(self, study: optuna.Study, k: int, target: int) -> _StepModel | None:
         model = self._step_model(

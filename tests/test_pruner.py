@@ -45,7 +45,8 @@ def make_study(
     storage: Any = None,
     **pruner_options: Any,
 ) -> tuple[optuna.Study, LCPredictionPruner]:
-    options = {"n_startup_trials": 3, **pruner_options}
+    # The decision rule alone: a decision at every step, no rank guard (each has its own test).
+    options = {"n_startup_trials": 3, "n_warmup_steps": 0, "keep_top": 0.0, **pruner_options}
     pruner = LCPredictionPruner(**options)
     study = optuna.create_study(direction=direction, pruner=pruner, storage=storage)
     for x in xs:
@@ -226,9 +227,9 @@ def test_should_prune_never_reads_running_trials() -> None:
     trial.report(3.0, 0)
     storage.states_asked.clear()
     trial.should_prune()
-    # Every query made while deciding asks for COMPLETE trials only.
+    # Every query made while deciding asks for finished trials only, never RUNNING ones.
     assert storage.states_asked
-    assert all(tuple(s) == (TrialState.COMPLETE,) for s in storage.states_asked)
+    assert all(set(s) <= {TrialState.COMPLETE, TrialState.PRUNED} for s in storage.states_asked)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
@@ -391,3 +392,47 @@ def test_a_late_background_annotation_never_touches_a_finished_trial(tmp_path: P
     flush_annotations()
     # The queued write arrived after the trial finished: finished trials stay as they were.
     assert "lcpred:step" not in study.trials[trial.number].user_attrs
+
+
+def _add_pruned(study: optuna.Study, value: float, n: int, steps: int = 3) -> None:
+    from optuna.trial import create_trial
+
+    for _ in range(n):
+        study.add_trial(
+            create_trial(
+                state=TrialState.PRUNED,
+                params={"x": 0.99},
+                distributions=SPACE,
+                intermediate_values={s: value for s in range(steps)},
+            )
+        )
+
+
+@pytest.mark.parametrize(("keep_top", "pruned"), [(0.4, True), (0.41, False), (0.0, True)])
+def test_keep_top_guards_the_best_of_their_step_at_its_boundary(
+    keep_top: float, pruned: bool
+) -> None:
+    study, _ = make_study(keep_top=keep_top)
+    _add_pruned(study, 100.0, 12)  # 12 finished peers far worse at steps 0-2
+    # Worse than all 8 COMPLETE curves at step 2, so the model prunes it; but of the 20 finished
+    # trials that reported step 2 only 8 are better: 8 / 20 = 0.4 of its peers.
+    _, decision = running(study, 0.95, [3.5, 3.4, 3.3])
+    assert decision is pruned  # kept only when 8 < keep_top * 20
+
+
+def test_keep_top_must_be_a_fraction() -> None:
+    for bad in (-0.1, 1.0, "10%"):
+        with pytest.raises(
+            ValueError, match=f"keep_top must be a fraction in \\[0, 1\\), got {bad!r}"
+        ):
+            LCPredictionPruner(keep_top=bad)  # type: ignore[arg-type]
+
+
+def test_default_warm_up_never_stops_a_trial_on_its_first_report() -> None:
+    study, _ = make_study(n_warmup_steps=1)
+    assert LCPredictionPruner()._n_warmup_steps == 1  # the default
+    # Hopeless from its first report, yet not stopped there; stopped at the next step.
+    _, pruned = running(study, 0.95, [50.0])
+    assert not pruned
+    _, pruned = running(study, 0.95, [50.0, 49.0])
+    assert pruned
