@@ -48,6 +48,18 @@ class ParamEncoder:
             self.space = dict(sorted(self.space.items()))
         return changed
 
+    def columns(self, names: Sequence[str]) -> np.ndarray:
+        """Indices of the encoded columns of parameters ``names`` (in encoding order)."""
+        wanted = set(names)
+        out: list[int] = []
+        start = 0
+        for name, dist in self.space.items():
+            width = len(dist.choices) if isinstance(dist, CategoricalDistribution) else 1
+            if name in wanted:
+                out.extend(range(start, start + width))
+            start += width
+        return np.asarray(out, dtype=np.int64)
+
     def encode(self, params: Mapping[str, Any]) -> np.ndarray:
         """One row of encoded parameters."""
         out: list[float] = []

@@ -91,9 +91,10 @@ class FinishedTrialCache:
     """COMPLETE trials of one study, and the values of all finished trials, refreshed
     incrementally.
 
-    Each refresh asks the storage for COMPLETE and PRUNED trials only (never RUNNING ones) and
-    converts just the trials it has not seen. With Optuna's RDB storage the query itself is
-    incremental too: its cache layer fetches only trials that changed since the last call.
+    Each refresh asks the storage for finished trials only (COMPLETE, PRUNED, FAIL; never
+    RUNNING ones) and converts just the trials it has not seen. With Optuna's RDB storage the
+    query itself is incremental too: its cache layer fetches only trials that changed since the
+    last call.
     """
 
     def __init__(self) -> None:
@@ -101,6 +102,10 @@ class FinishedTrialCache:
         self._seen: set[int] = set()
         self.data = CompletedCurves()
         self.steps = StepValues()
+
+    def is_finished(self, number: int) -> bool:
+        """Whether trial ``number`` had finished (any state) at the last refresh."""
+        return number in self._seen
 
     def refresh(self, study: optuna.Study) -> CompletedCurves:
         """Bring the cache up to date with ``study`` and return its COMPLETE trials."""
@@ -111,7 +116,9 @@ class FinishedTrialCache:
             self.data = CompletedCurves()
             self.steps = StepValues()
         trials = study._storage.get_all_trials(
-            study._study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+            study._study_id,
+            deepcopy=False,
+            states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL),
         )
         if len(trials) == len(self._seen):
             return self.data
@@ -121,6 +128,8 @@ class FinishedTrialCache:
             if trial.number in self._seen:
                 continue
             self._seen.add(trial.number)
+            if trial.state == TrialState.FAIL:
+                continue
             curve = {int(s): sign * float(v) for s, v in trial.intermediate_values.items()}
             self.steps.add(curve)
             if trial.state != TrialState.COMPLETE:

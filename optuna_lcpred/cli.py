@@ -75,6 +75,26 @@ class _Bench(_BaseCommand):
             "--markdown", metavar="OUT.md", help="write a Markdown summary table ('-': stdout)"
         )
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+        prior = parser.add_mutually_exclusive_group()
+        prior.add_argument(
+            "--prior",
+            metavar="TABLE",
+            help="curves of another campaign, given as prior to the pruners that take one",
+        )
+        prior.add_argument(
+            "--prior-split",
+            type=float,
+            metavar="F",
+            help="per seed, a random fraction F of each table's rows becomes the prior and is "
+            "left out of the draw (for every pruner)",
+        )
+        parser.add_argument(
+            "--early",
+            type=int,
+            default=30,
+            metavar="N",
+            help="also report the epochs fraction of the first N drawn trials (default 30)",
+        )
 
     def take_action(self, args: argparse.Namespace) -> int:
         from tqdm import tqdm
@@ -85,7 +105,13 @@ class _Bench(_BaseCommand):
         from optuna_lcpred.bench.report import save_plot
         from optuna_lcpred.bench.runner import run_benchmark
 
-        _check_positive(trials=args.trials, seeds=args.seeds, workers=args.workers, jobs=args.jobs)
+        _check_positive(
+            trials=args.trials, seeds=args.seeds, workers=args.workers, jobs=args.jobs,
+            early=args.early,
+        )  # fmt: skip
+        if args.prior_split is not None and not 0.0 < args.prior_split < 1.0:
+            raise CLIUsageError(f"--prior-split must be in (0, 1), got {args.prior_split}")
+        prior = _load_tables([args.prior])[0] if args.prior else None
         if args.plot:
             _check_matplotlib()
         specs = parse_pruner_list(args.pruners or [DEFAULT_PRUNERS])
@@ -107,6 +133,9 @@ class _Bench(_BaseCommand):
                 workers=args.workers,
                 jobs=args.jobs,
                 progress=bar.update,
+                prior=prior,
+                prior_split=args.prior_split,
+                early=args.early,
             )
         data = report.to_json()
         if args.json == "-":

@@ -28,6 +28,8 @@ from optuna_lcpred.predictors.qsvr import QSVRPredictor
 from optuna_lcpred.predictors.selection import SelectedPredictor
 from optuna_lcpred.predictors.selection import select_predictor
 from optuna_lcpred.predictors.svr import SVRPredictor
+from optuna_lcpred.prior import PriorTrainingSet
+from optuna_lcpred.prior import load_prior
 
 
 if TYPE_CHECKING:
@@ -50,8 +52,12 @@ ATTR_PROB_IMPROVE = "lcpred:prob_improve"
 ATTR_STEP = "lcpred:step"
 ATTR_THRESHOLD = "lcpred:threshold"
 ATTR_N_TRAIN = "lcpred:n_train"
+ATTR_PRIOR_WEIGHT = "lcpred:prior_weight"
 
 _MIN_TRAIN_TRIALS = 3
+_MIN_PEERS = 20  # keep_top needs this many finished trials at a step to rank a trial there
+_REFIT_GROWTH = 0.05  # refit a step's model once its training set grew by this fraction
+_NEIGHBOURS = 30  # runs behind a local probability (used from 3 x this many cross-validated runs)
 
 
 def _make_candidate(name: str, n_observed: int, horizon: int) -> CurvePredictor:
@@ -73,6 +79,8 @@ class _StepModel:
     version: int
     n_rows: int
     selected: SelectedPredictor
+    prior_rows: int = 0
+    anchors: np.ndarray | None = None  # (rows, 2) level and slope of each training row
 
 
 @dataclass(frozen=True)
@@ -143,8 +151,11 @@ class _CompletedMatrix:
                 raw[i, column[s]] = v
         # A row trains a step's model only if its values up to that step are finite: an infinite
         # value or the NaN tail of a diverged (or shorter) run blocks it from there on.
-        bad = np.isinf(raw) | _trailing_nan(raw)
-        first_bad = np.where(bad.any(axis=1), bad.argmax(axis=1), len(self.grid))
+        if raw.shape[1]:
+            bad = np.isinf(raw) | _trailing_nan(raw)
+            first_bad = np.where(bad.any(axis=1), bad.argmax(axis=1), len(self.grid))
+        else:  # no step reported yet (or no finished trial at all)
+            first_bad = np.zeros(len(new_curves), dtype=np.int64)
         filled = forward_fill(raw) if len(self.grid) else raw
         hyper = np.array([self.encoder.encode(t.params) for t in data.trials[start:]])
         hyper = hyper.reshape(len(new_curves), self.encoder.width)
@@ -287,12 +298,15 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         qsvr_options: Mapping[str, Any] | None = None,
         fit_in_background: bool | None = None,
         keep_top: float = 0.1,
+        prior: Any = None,
+        prior_size: int = 300,
     ) -> None:
         _check_int("n_startup_trials", n_startup_trials, 0)
         _check_int("n_warmup_steps", n_warmup_steps, 0)
         _check_int("interval_steps", interval_steps, 1)
         _check_int("n_folds", n_folds, 2)
         _check_int("refit_every", refit_every, 1)
+        _check_int("prior_size", prior_size, 1)
         if max_resource != "auto":
             _check_int("max_resource", max_resource, 1, also='or "auto"')
         if not isinstance(min_prob, (int, float)) or not 0.0 <= min_prob < 1.0:
@@ -337,6 +351,11 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._predictor = predictor
         self._audit_fraction = float(audit_fraction)
         self._keep_top = float(keep_top)
+        self._prior: PriorTrainingSet | None = None
+        if prior is not None:
+            self._prior = PriorTrainingSet(load_prior(prior), size=prior_size)
+        self._prior_version = -1
+        self._anchor: int | None = None  # the trial that finishes, so the prior can be checked
         self._fallback = fallback
         self._n_folds = n_folds
         self._refit_every = refit_every
@@ -378,12 +397,25 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         decision: _Decision | None = None
         with self._lock:
             data = self._cache.refresh(study)
-            if len(data.values) >= self._n_startup_trials:
-                if self._matrix.update(data):
-                    # New steps or parameters: every model is stale.
-                    self._models.clear()
-                    self._classical.clear()
-                    self._layout += 1
+            if self._matrix.update(data):
+                # New steps or parameters: every model is stale.
+                self._models.clear()
+                self._classical.clear()
+                self._layout += 1
+            if self._prior is not None and self._prior_version != data.version:
+                self._prior_version = data.version
+                self._update_prior_weight()
+            n_prior = self._prior.n_used if self._prior is not None else 0
+            if n_prior and not data.values:
+                # Nothing of this study's own has finished, so nothing can show whether the
+                # prior fits it: the first trial this pruner sees is never stopped on the
+                # prior's word and becomes the first check. (A prior from another task would
+                # otherwise stop every trial, and no trial would ever show it wrong.)
+                if self._anchor is None or self._cache.is_finished(self._anchor):
+                    self._anchor = trial.number  # the first, or the next if it died
+                if trial.number == self._anchor:
+                    return False
+            if len(data.values) + n_prior >= self._n_startup_trials:
                 target = self._target_step()
                 if target is not None and step >= target:
                     return False  # the final step: nothing left to save
@@ -402,13 +434,66 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     def _target_step(self) -> int | None:
         if self._max_resource != "auto":
             return int(self._max_resource)
-        return int(self._matrix.last_steps.max()) if self._matrix.last_steps.size else None
+        if self._matrix.last_steps.size:
+            return int(self._matrix.last_steps.max())
+        if self._prior is not None:  # no trial of its own has finished: the prior's length
+            return self._prior.prior.n_steps - 1
+        return None
+
+    def _grid(self, target: int) -> np.ndarray:
+        """The steps models work on: the finished trials' steps, or every step up to the
+        target while only the prior has finished runs."""
+        return self._matrix.grid if len(self._matrix.grid) else np.arange(target + 1)
+
+    def _prior_finals(self) -> np.ndarray:
+        return self._prior.prior.finals if self._prior is not None else np.zeros(0)
+
+    def _prior_in_use(self) -> bool:
+        return self._prior is not None and self._prior.n_used > 0
+
+    def _hyper_names(self) -> list[str]:
+        """Parameters used as features: those the prior also has while it is in use."""
+        space = self._matrix.encoder.space
+        if self._prior is not None and self._prior_in_use():
+            return self._prior.prior.matching_params(space)
+        return list(space)
+
+    def _update_prior_weight(self) -> None:
+        assert self._prior is not None
+        m = self._matrix
+        target = self._target_step()
+        if target is None or not len(m.finals):
+            return
+        names = self._prior.prior.matching_params(m.encoder.space)
+        columns = m.encoder.columns(names)
+        target_index = int(np.searchsorted(m.grid, target, side="right"))
+
+        def fit(X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> SelectedPredictor:
+            n_observed = X.shape[1] - len(columns)
+            candidates = self._classical_candidates(n_observed, max(target_index, n_observed))
+            return select_predictor(
+                candidates, X, y, groups, n_folds=self._n_folds, seed=self._seed
+            )
+
+        before = self._prior.weight
+        weight = self._prior.update_weight(
+            m.curves, m.hyper[:, columns], m.finals, m.first_bad, m.grid, target,
+            m.encoder, names, fit,
+        )  # fmt: skip
+        if abs(weight - before) >= 0.1:
+            _logger.info(
+                "Prior weight %.2f after %d finished trials of this study (%d prior runs in use).",
+                weight,
+                self._prior.n_checked,
+                self._prior.n_used,
+            )
 
     def _decide(
         self, study: optuna.Study, trial: FrozenTrial, step: int, sign: float, target: int
     ) -> _Decision | None:
         m = self._matrix
-        k = int(np.searchsorted(m.grid, step, side="right")) - 1
+        grid = self._grid(target)
+        k = int(np.searchsorted(grid, step, side="right")) - 1
         if k < 0:
             return None
         model = self._model_for(study, k, target)
@@ -416,15 +501,18 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             return None
         selected = model.selected
         curve = _trials.current_curve(trial, sign)
-        row = np.array([[curve.get(int(s), np.nan) for s in m.grid[: k + 1]]])
+        row = np.array([[curve.get(int(s), np.nan) for s in grid[: k + 1]]])
         if not np.isfinite(row).any():
             return None
-        hyper = self._matrix.encoder.encode(trial.params)[None, :]
+        columns = m.encoder.columns(self._hyper_names())
+        hyper = m.encoder.encode(trial.params)[columns][None, :]
         X = np.hstack([forward_fill(row), hyper])
         mu_raw = float(selected.model.predict_arrays(X)[0])
         scale = selected.scale
         mu = float(scale.forward(mu_raw))
-        finals = m.finals
+        # Until a trial of its own has finished, a study with a prior must beat the prior's
+        # median run: only clearly hopeless trials are stopped that early.
+        finals = m.finals if len(m.finals) else np.array([np.median(self._prior_finals())])
         threshold_raw = (
             float(finals.min())
             if self._threshold == "best"
@@ -435,21 +523,41 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         if member_spread is not None:  # an ensemble: wider where its members disagree
             spread = max(spread, float(member_spread(X)[0]))
         dof = max(1, selected.residuals.size - 1)
-        z = (float(scale.forward(threshold_raw)) - mu) / spread
+        needed = float(scale.forward(threshold_raw)) - mu  # the residual that would beat it
+        z = needed / spread
         prob = float(student_t.cdf(z, dof)) if math.isfinite(z) else float(z > 0)
+        residuals = selected.row_residuals
+        if (
+            model.anchors is not None
+            and residuals is not None
+            and np.isfinite(residuals).sum() >= 3 * _NEIGHBOURS
+        ):
+            # Enough training runs to ask the ones that stood where this trial stands (level
+            # and recent slope): how many of them beat their prediction by what this trial
+            # needs? No parametric tail: late bloomers and runs escaping a plateau count.
+            point = _anchors(X[:, : k + 1], scale)[0]
+            nearest = _nearest(model.anchors, residuals, point, _NEIGHBOURS)
+            # Both views must call the trial hopeless: its neighbours, and the spread of all
+            # cross-validated contenders (the neighbours alone miss the best trial of a study
+            # when it is unlike every earlier run).
+            local = (1.0 + float(np.sum(nearest <= needed))) / (len(nearest) + 1.0)
+            prob = max(prob, local)
         attrs = {
             ATTR_PRED_FINAL: sign * mu_raw,
             ATTR_PRED_STD: spread * scale.derivative_of_inverse(mu),
             ATTR_PROB_IMPROVE: prob,
             ATTR_STEP: float(step),
             ATTR_THRESHOLD: sign * threshold_raw,
-            ATTR_N_TRAIN: float(model.n_rows),
+            ATTR_N_TRAIN: float(model.n_rows + model.prior_rows),
         }
+        if self._prior is not None:
+            attrs[ATTR_PRIOR_WEIGHT] = self._prior.weight
         prune = prob < self._min_prob
-        if prune and self._keep_top > 0.0:
+        peers = self._cache.steps.peers(step)
+        if prune and self._keep_top > 0.0 and peers >= _MIN_PEERS:
             # A trial among the best of its peers at this step is kept whatever the model says:
-            # a model fitted on few finished trials is least reliable for the best ones.
-            peers = self._cache.steps.peers(step)
+            # a model fitted on few finished trials is least reliable for the best ones. With
+            # few peers (late steps that only survivors reached) a rank means little.
             better = self._cache.steps.n_better(
                 step, sign * float(trial.intermediate_values[step])
             )
@@ -480,24 +588,43 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         """The model of step index ``k`` kept in ``store``: the cached one while it is current,
         else a new fit (done now, or queued in the background while the cached one decides)."""
         m = self._matrix
+        grid = self._grid(target)
         cached = store.get(k)
         usable = m.first_bad > k
         n_rows = int(usable.sum())
-        if cached is not None and (
-            cached.version == m.version or n_rows - cached.n_rows < self._refit_every
+        prior_rows = self._prior.n_used if self._prior is not None else 0
+        if (
+            cached is not None
+            and cached.prior_rows == prior_rows
+            and (
+                cached.version == m.version
+                or n_rows - cached.n_rows
+                < max(self._refit_every, _REFIT_GROWTH * (cached.n_rows + prior_rows))
+            )
         ):
-            return cached
-        if n_rows < _MIN_TRAIN_TRIALS or len(np.unique(m.groups[usable])) < 2:
             return cached
         if background and self._fits.is_pending(k):
             return cached
-        X = np.hstack([m.curves[usable, : k + 1], m.hyper[usable]])
+        columns = m.encoder.columns(self._hyper_names())
+        X = np.hstack([m.curves[usable, : k + 1], m.hyper[usable][:, columns]])
         y = m.finals[usable]
         groups = m.groups[usable]
-        target_index = int(np.searchsorted(m.grid, target, side="right"))
+        if prior_rows:
+            assert self._prior is not None
+            names = self._hyper_names()
+            curves, hyper = self._prior.features(grid, target, m.encoder, names)
+            rows = self._prior.rows()
+            prior_X = np.hstack([curves[rows, : k + 1], hyper[rows]])
+            X = np.vstack([X.reshape(-1, prior_X.shape[1]), prior_X])
+            y = np.concatenate([y, self._prior.prior.finals[rows]])
+            offset = int(groups.max()) + 1 if len(groups) else 0
+            groups = np.concatenate([groups, self._prior.prior.groups[rows] + offset])
+        if len(y) < _MIN_TRAIN_TRIALS or len(np.unique(groups)) < 2:
+            return cached
+        target_index = int(np.searchsorted(grid, target, side="right"))
         candidates = make_candidates(k + 1, max(target_index, k + 1))
         key = self._training_key(k, target, usable) if share else ""
-        step, version, layout = int(m.grid[k]), m.version, self._layout
+        step, version, layout = int(grid[k]), m.version, self._layout
 
         def fit() -> _StepModel:
             selected = self._load_shared(study, step, key, X.shape[1]) if share else None
@@ -514,7 +641,13 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 n_rows,
                 {name: round(err, 4) for name, err in selected.cv_error.items()},
             )
-            return _StepModel(version=version, n_rows=n_rows, selected=selected)
+            return _StepModel(
+                version=version,
+                n_rows=n_rows,
+                selected=selected,
+                prior_rows=prior_rows,
+                anchors=_anchors(X[:, : k + 1], selected.scale),
+            )
 
         if not background:
             store[k] = fit()
@@ -524,7 +657,11 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             model = fit()
             with self._lock:
                 current = store.get(k)
-                if self._layout == layout and (current is None or current.version < version):
+                if self._layout == layout and (
+                    current is None
+                    or current.version < version
+                    or current.prior_rows != prior_rows
+                ):
                     store[k] = model
 
         self._fits.submit(k, job)
@@ -555,7 +692,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 self._n_folds,
                 self._seed,
                 target,
-                m.grid[: k + 1],
+                self._grid(target)[: k + 1],
+                self._prior.prior.digest if self._prior is not None else "",
+                self._prior.n_used if self._prior is not None else 0,
+                self._hyper_names(),
                 [[n, distribution_to_json(d)] for n, d in m.encoder.space.items()],
                 np.sort(numbers),
             ]
@@ -642,6 +782,26 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     def _classical_candidates(self, n_observed: int, horizon: int) -> dict[str, CurvePredictor]:
         names = _AUTO if n_observed >= 3 else tuple(n for n in _AUTO if n != "powerlaw")
         return {n: _make_candidate(n, n_observed, horizon) for n in names}
+
+
+def _anchors(curves: np.ndarray, scale: Any) -> np.ndarray:
+    """Where each curve stands: its last value and its change over the last 3 steps, on the
+    model's robust scale."""
+    phi = scale.forward(forward_fill(curves))
+    last = phi[:, -1]
+    back = phi[:, max(0, phi.shape[1] - 4)]
+    return np.column_stack([last, last - back])
+
+
+def _nearest(anchors: np.ndarray, residuals: np.ndarray, point: np.ndarray, k: int) -> np.ndarray:
+    """Residuals of the ``k`` training rows whose anchors are nearest ``point``
+    (standardised distance)."""
+    known = np.isfinite(residuals)
+    a = anchors[known]
+    scale = a.std(axis=0)
+    scale[scale == 0] = 1.0
+    distance = (((a - point) / scale) ** 2).sum(axis=1)
+    return np.asarray(residuals[known][np.argsort(distance, kind="stable")[:k]])
 
 
 def _is_first_in_interval(

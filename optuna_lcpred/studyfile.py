@@ -24,6 +24,7 @@ Layout (every table but ``[study]`` and ``[objective]`` is optional)::
     name = "lcpred"               # any name `optuna-lcpred bench --pruners` knows
     [pruner.options]
     min_prob = 0.05
+    prior = ["old-campaign.csv", "sqlite:///old.db:mlpf-v1"]   # warm start (optional)
 
     [rdb]                         # PostgreSQL / MySQL only
     heartbeat_interval = 60       # seconds; 0 switches heartbeats off
@@ -155,10 +156,24 @@ class StudyConfig:
         from optuna_lcpred.bench.pruners import PrunerSpecError
         from optuna_lcpred.bench.pruners import make_pruner_from_options
 
+        options = dict(self.pruner_options)
+        if "prior" in options:
+            options["prior"] = self._beside_file(options["prior"])
         try:
-            return make_pruner_from_options(self.pruner, self.pruner_options)
+            return make_pruner_from_options(self.pruner, options)
         except PrunerSpecError as exc:
             raise StudyFileError(f"{self.source}: pruner: {exc}") from None
+
+    def _beside_file(self, value: Any) -> Any:
+        """A relative path (or a list of them) that exists next to the study file, as seen
+        from here; storage URLs, bundled table names and anything else pass unchanged."""
+        if isinstance(value, list):
+            return [self._beside_file(v) for v in value]
+        if isinstance(value, str) and ":" not in value:
+            candidate = Path(self.source).parent / value
+            if not Path(value).is_absolute() and candidate.exists():
+                return str(candidate)
+        return value
 
 
 _SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")

@@ -69,7 +69,7 @@ def test_bench_json_to_stdout(table_file: Path) -> None:
     [
         (["--pruners", "bogus"], "unknown pruner 'bogus'"),
         (["--pruners", "median:warmup=3"], "does not take option(s) warmup"),
-        (["--trials", "31"], "has 30 rows; cannot draw n_trials=31"),
+        (["--trials", "31"], "has 30 rows to draw from; cannot draw n_trials=31"),
         (["--workers", "0"], "--workers must be >= 1, got 0"),
     ],
 )
@@ -130,3 +130,27 @@ def test_export_curves_from_sqlite(tmp_path: Path) -> None:
     assert table.curves[1].tolist() == [1.2, 0.2 + 1 / 2, 0.2 + 1 / 3]
     run = cli("export-curves", "--storage", storage, "--study", "nope", str(out), check=False)
     assert run.returncode == 1 and "'nope'" in run.stderr
+
+
+def test_bench_with_a_prior_split_and_a_prior_table(table_file: Path, tmp_path: Path) -> None:
+    out = cli(
+        "bench", str(table_file), "--pruners", "lcpred,lcpred:prior=none,median",
+        "--prior-split", "0.5", "--trials", "12", "--seeds", "2", "--early", "5", "--json", "-",
+    )  # fmt: skip
+    data = json.loads(out.stdout)["tables"]["small"]
+    # Half the rows became the prior: 15 rows left to draw from, for every pruner alike.
+    assert data["prior"] == "0.5 of the rows" and data["early_trials"] == 5
+    for result in data["results"].values():
+        assert 0 < result["epochs_fraction_early"] <= 1
+        assert sum(result["states"].values()) == 24  # 2 seeds x 12 trials
+    other = tmp_path / "other.csv"
+    write_curve_table(make_table(n_trials=20, n_steps=10, seed=5, name="other"), other)
+    out = cli("bench", str(table_file), "--pruners", "lcpred", "--prior", str(other),
+              "--trials", "10", "--seeds", "1", "--json", "-")  # fmt: skip
+    assert json.loads(out.stdout)["tables"]["small"]["prior"] == "other"
+    bad = cli("bench", str(table_file), "--prior-split", "1.5", check=False)
+    assert bad.returncode == 1 and "--prior-split must be in (0, 1), got 1.5" in bad.stderr
+    both = cli(
+        "bench", str(table_file), "--prior", str(other), "--prior-split", "0.5", check=False
+    )
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr

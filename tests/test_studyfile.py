@@ -115,3 +115,23 @@ def test_bad_files_and_targets(tmp_path: Path) -> None:
     config = load_study_file(_write(tmp_path, MINIMAL), ["pruner.options.min_probability=0.1"])
     with pytest.raises(StudyFileError, match="min_probability"):
         config.make_pruner()
+
+
+def test_a_prior_path_is_read_next_to_the_study_file(tmp_path: Path) -> None:
+    from optuna_lcpred.curves import write_curve_table
+    from tests.conftest import make_table
+
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    write_curve_table(make_table(20, 8), folder / "old.csv")
+    path = folder / "s.toml"
+    path.write_text(
+        '[study]\nname = "s"\nn_trials = 3\n[objective]\ntarget = "m:f"\n'
+        '[pruner]\nname = "lcpred"\n[pruner.options]\nprior = "old.csv"\n'
+    )
+    pruner = load_study_file(path).make_pruner()
+    # Found beside the study file, whatever the current folder is.
+    assert pruner._prior is not None and pruner._prior.prior.n_rows == 20
+    path.write_text(path.read_text().replace("old.csv", "missing.csv"))
+    with pytest.raises(StudyFileError, match=r"pruner: .*missing\.csv"):
+        load_study_file(path).make_pruner()

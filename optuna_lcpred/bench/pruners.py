@@ -141,8 +141,12 @@ def parse_pruner_list(texts: str | Iterable[str]) -> list[PrunerSpec]:
     return specs
 
 
-def make_pruner(spec: PrunerSpec | str, n_steps: int) -> optuna.pruners.BasePruner:
+def make_pruner(
+    spec: PrunerSpec | str, n_steps: int, extra: dict[str, Any] | None = None
+) -> optuna.pruners.BasePruner:
     """A fresh pruner for a spec, on a table with ``n_steps`` report steps.
+
+    ``extra`` options (a prior, say) go to the pruners that take them; the others ignore them.
 
     Raises:
         PrunerSpecError: Unknown name, an option the pruner does not take, or a value it rejects.
@@ -168,6 +172,9 @@ def make_pruner(spec: PrunerSpec | str, n_steps: int) -> optuna.pruners.BasePrun
                 f"pruner spec {spec.text!r}: {spec.name!r} does not take option(s) "
                 f"{', '.join(unknown)}; it takes {', '.join(sorted(accepted)) or 'none'}"
             )
+    for key, value in (extra or {}).items():
+        if accepted is None or key in accepted:
+            options.setdefault(key, value)
     try:
         return factory(**options)
     except (TypeError, ValueError) as error:

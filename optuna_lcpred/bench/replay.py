@@ -100,6 +100,12 @@ class ReplayResult:
         """Normalised regret of the best completed trial (see :func:`~.metrics.regret`)."""
         return regret(self.completed_finals, self.drawn_finals)
 
+    def early_epochs_fraction(self, n: int) -> float:
+        """Steps trained by the first ``n`` drawn trials over ``n * n_steps``."""
+        n = min(n, self.n_trials)
+        steps = sum(t.steps_trained for t in self.trials if t.number < n)
+        return epochs_fraction(steps, n, self.n_steps)
+
     @property
     def makespan(self) -> int:
         """Simulated time until the last trial ended."""

@@ -27,14 +27,16 @@ def format_report(report: BenchReport) -> str:
     lines: list[str] = []
     for table in report.tables:
         worker_word = "worker" if table.workers == 1 else "workers"
+        prior = f", prior: {table.prior}" if table.prior else ""
         lines.append(
             f"{table.name}: T={table.n_steps} steps, {table.n_trials} of {table.n_rows} trials "
-            f"drawn, {len(table.seeds)} seeds, {table.workers} {worker_word}"
+            f"drawn, {len(table.seeds)} seeds, {table.workers} {worker_word}{prior}"
         )
         width = max(12, *(len(name) for name in table.runs))
+        early = f"first {table.early}"
         lines.append(
             f"  {'pruner':<{width}}  {'epochs_fraction':>15}  {'(seed range)':>13}  "
-            f"{'regret':>8}  {'(worst)':>8}"
+            f"{'regret':>8}  {'(worst)':>8}  {early:>9}"
         )
         for name, runs in table.runs.items():
             fractions = [r.epochs_fraction for r in runs]
@@ -42,7 +44,8 @@ def format_report(report: BenchReport) -> str:
             lines.append(
                 f"  {name:<{width}}  {table.epochs_fraction(name):>15.4f}  "
                 f"{min(fractions):>6.3f}-{max(fractions):<6.3f}  "
-                f"{table.regret(name):>8.4f}  {max(regrets):>8.4f}"
+                f"{table.regret(name):>8.4f}  {max(regrets):>8.4f}  "
+                f"{table.early_epochs_fraction(name):>9.4f}"
             )
         lines.append("")
     return "\n".join(lines)

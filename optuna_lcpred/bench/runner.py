@@ -41,6 +41,8 @@ class RunSummary:
         drawn_finals: The final values of all drawn trials.
         states: Count of trials by end state.
         makespan: Simulated time until the last trial ended.
+        early_epochs_fraction: Steps trained by the first ``early`` drawn trials over
+            ``early * n_steps`` (how much a pruner saves before it has learned much).
     """
 
     seed: int
@@ -50,6 +52,7 @@ class RunSummary:
     drawn_finals: tuple[float, ...]
     states: dict[str, int]
     makespan: int
+    early_epochs_fraction: float = float("nan")
 
 
 @dataclass
@@ -63,10 +66,16 @@ class TableReport:
     seeds: list[int]
     workers: int
     runs: dict[str, list[RunSummary]] = field(default_factory=dict)
+    early: int = 30
+    prior: str = ""
 
     def epochs_fraction(self, pruner: str) -> float:
         """Median over seeds."""
         return float(np.median([r.epochs_fraction for r in self.runs[pruner]]))
+
+    def early_epochs_fraction(self, pruner: str) -> float:
+        """Median over seeds of the first ``early`` trials' epochs fraction."""
+        return float(np.median([r.early_epochs_fraction for r in self.runs[pruner]]))
 
     def regret(self, pruner: str) -> float:
         """Mean over seeds."""
@@ -92,6 +101,7 @@ class BenchReport:
                     "regret_per_seed": [_json_float(r.regret) for r in runs],
                     "makespan_per_seed": [r.makespan for r in runs],
                     "states": _sum_states(runs),
+                    "epochs_fraction_early": _json_float(table.early_epochs_fraction(pruner)),
                 }
             out[table.name] = {
                 "T": table.n_steps,
@@ -99,6 +109,8 @@ class BenchReport:
                 "seeds": len(table.seeds),
                 "workers": table.workers,
                 "seed_values": table.seeds,
+                "early_trials": table.early,
+                "prior": table.prior,
                 "results": results,
             }
         return {"tables": out}
@@ -113,6 +125,9 @@ def run_benchmark(
     workers: int = 1,
     jobs: int = 1,
     progress: Callable[[int], None] | None = None,
+    prior: CurveTable | None = None,
+    prior_split: float | None = None,
+    early: int = 30,
 ) -> BenchReport:
     """Replay every pruner on every table for every seed; the oracle is always added.
 
@@ -124,6 +139,11 @@ def run_benchmark(
         workers: Simulated workers running trials at once.
         jobs: Processes running replays in parallel (results do not depend on it).
         progress: Called with the number of replays just finished.
+        prior: Curves from another campaign, given to every pruner that takes a ``prior``.
+        prior_split: For each seed, this fraction of each table's rows (drawn with the seed)
+            becomes the prior of the pruners that take one and is left out of the draw, for
+            every pruner and the oracle alike.
+        early: The first this many drawn trials are also reported on their own.
 
     Raises:
         ValueError: A table has too few rows, or a spec is invalid (checked before any replay).
@@ -133,15 +153,22 @@ def run_benchmark(
         raise ValueError("seeds must not be empty")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if prior is not None and prior_split is not None:
+        raise ValueError("give a prior table or a prior split, not both")
+    if prior_split is not None and not 0.0 < prior_split < 1.0:
+        raise ValueError(f"prior_split must be in (0, 1), got {prior_split!r}")
+    if early < 1:
+        raise ValueError(f"early must be >= 1, got {early}")
     reports: list[TableReport] = []
-    tasks: list[tuple[int, CurveTable, PrunerSpec, int]] = []
+    tasks: list[tuple[int, tuple[CurveTable, CurveTable | None], PrunerSpec, int]] = []
     for table in tables:  # validate everything before any work
         for spec in specs:
             make_pruner(spec, table.n_steps)
-        if n_trials > table.n_trials:
+        available = table.n_trials - _prior_rows(table, prior_split)
+        if n_trials > available:
             raise ValueError(
-                f"table {table.name!r} has {table.n_trials} rows; cannot draw n_trials={n_trials} "
-                "without replacement"
+                f"table {table.name!r} has {available} rows to draw from; cannot draw "
+                f"n_trials={n_trials} without replacement"
             )
     for index, table in enumerate(tables):
         report = TableReport(
@@ -151,19 +178,33 @@ def run_benchmark(
             n_trials=n_trials,
             seeds=list(seeds),
             workers=workers,
+            early=early,
+            prior=(
+                prior.name
+                if prior is not None
+                else f"{prior_split:g} of the rows"
+                if prior_split is not None
+                else ""
+            ),
         )
         report.runs = {spec.text: [] for spec in specs}
-        report.runs[ORACLE] = [_oracle_run(table, n_trials, seed) for seed in seeds]
+        splits = {seed: _split(table, seed, prior, prior_split) for seed in seeds}
+        report.runs[ORACLE] = [
+            _oracle_run(splits[seed][0], n_trials, seed, early) for seed in seeds
+        ]
         reports.append(report)
-        tasks.extend((index, table, spec, seed) for spec in specs for seed in seeds)
+        tasks.extend((index, splits[seed], spec, seed) for spec in specs for seed in seeds)
 
     def collect(results: Any) -> None:
-        for (index, _table, spec, _seed), summary in zip(tasks, results, strict=True):
+        for (index, _split_tables, spec, _seed), summary in zip(tasks, results, strict=True):
             reports[index].runs[spec.text].append(summary)
             if progress is not None:
                 progress(1)
 
-    args = [(table, spec, seed, n_trials, workers) for _, table, spec, seed in tasks]
+    args = [
+        (work, spec, seed, n_trials, workers, prior_table, early)
+        for _, (work, prior_table), spec, seed in tasks
+    ]
     if jobs == 1 or len(args) <= 1:
         collect(_run_one(*a) for a in args)
     else:
@@ -176,16 +217,41 @@ def run_benchmark(
     return BenchReport(reports)
 
 
-def _run_one_packed(args: tuple[CurveTable, PrunerSpec, int, int, int]) -> RunSummary:
+def _prior_rows(table: CurveTable, prior_split: float | None) -> int:
+    return round(prior_split * table.n_trials) if prior_split is not None else 0
+
+
+def _split(
+    table: CurveTable, seed: int, prior: CurveTable | None, prior_split: float | None
+) -> tuple[CurveTable, CurveTable | None]:
+    """The rows to draw from and the prior for one seed."""
+    if prior_split is None:
+        return table, prior
+    rng = np.random.default_rng([seed, 7919])  # independent of the draw's own generator
+    order = rng.permutation(table.n_trials)
+    n_prior = _prior_rows(table, prior_split)
+    prior_rows, work_rows = np.sort(order[:n_prior]), np.sort(order[n_prior:])
+    return table.subset(work_rows), table.subset(prior_rows, name=f"{table.name}-prior")
+
+
+def _run_one_packed(
+    args: tuple[CurveTable, PrunerSpec, int, int, int, CurveTable | None, int],
+) -> RunSummary:
     return _run_one(*args)
 
 
 def _run_one(
-    table: CurveTable, spec: PrunerSpec, seed: int, n_trials: int, workers: int
+    table: CurveTable,
+    spec: PrunerSpec,
+    seed: int,
+    n_trials: int,
+    workers: int,
+    prior: CurveTable | None = None,
+    early: int = 30,
 ) -> RunSummary:
     result = replay(
         table,
-        make_pruner(spec, table.n_steps),
+        make_pruner(spec, table.n_steps, extra={"prior": prior} if prior is not None else None),
         n_trials=n_trials,
         seed=seed,
         workers=workers,
@@ -205,13 +271,16 @@ def _run_one(
         drawn_finals=result.drawn_finals,
         states=states,
         makespan=result.makespan,
+        early_epochs_fraction=result.early_epochs_fraction(early),
     )
 
 
-def _oracle_run(table: CurveTable, n_trials: int, seed: int) -> RunSummary:
+def _oracle_run(table: CurveTable, n_trials: int, seed: int, early: int = 30) -> RunSummary:
     finals = table.final_values[draw_rows(table, n_trials, seed)]
     outcome = oracle_outcome(finals, table.n_steps)
     completed = [float(finals[i]) for i in outcome.completed]
+    n_early = min(early, n_trials)
+    early_steps = oracle_outcome(finals[:n_early], table.n_steps).steps_trained
     return RunSummary(
         seed=seed,
         epochs_fraction=epochs_fraction(outcome.steps_trained, n_trials, table.n_steps),
@@ -220,6 +289,7 @@ def _oracle_run(table: CurveTable, n_trials: int, seed: int) -> RunSummary:
         drawn_finals=tuple(float(v) for v in finals),
         states={"COMPLETE": len(completed), "PRUNED": n_trials - len(completed)},
         makespan=outcome.steps_trained,
+        early_epochs_fraction=epochs_fraction(early_steps, n_early, table.n_steps),
     )
 
 

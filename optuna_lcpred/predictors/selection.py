@@ -34,6 +34,7 @@ class SelectedPredictor:
     scale: RobustScale
     residuals: np.ndarray
     cv_error: dict[str, float]
+    row_residuals: np.ndarray | None = None  # every training row's residual (NaN if none)
 
     @property
     def spread(self) -> float:
@@ -84,6 +85,7 @@ def select_predictor(
     )
     errors: dict[str, float] = {}
     residuals: dict[str, np.ndarray] = {}
+    by_row: dict[str, np.ndarray] = {}
     target = scale.forward(y)
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -102,9 +104,10 @@ def select_predictor(
                 predicted[test] = model.predict_arrays(X[test])
         r = target - scale.forward(predicted)
         known = ~np.isnan(predicted)  # rows no held-out model saw are left out
+        by_row[name] = np.where(known, np.where(np.isfinite(r), r, np.inf), np.nan)
         r = np.where(np.isfinite(r), r, np.inf)[contenders & known]
         residuals[name] = r
         errors[name] = float(np.mean(np.abs(r))) if r.size else np.inf
     best = min(errors, key=lambda n: (errors[n], list(candidates).index(n)))
     model = fitted.get(best) or clone(candidates[best]).fit_arrays(X, y)
-    return SelectedPredictor(best, model, scale, residuals[best], errors)
+    return SelectedPredictor(best, model, scale, residuals[best], errors, by_row[best])

@@ -1,0 +1,192 @@
+"""Warm starts: prior curves train the pruner's models before the study's own trials finish."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+
+from optuna_lcpred import LCPredictionPruner
+from optuna_lcpred.curves import CurveTable
+from optuna_lcpred.curves import write_curve_table
+from optuna_lcpred.prior import PriorCurves
+from optuna_lcpred.prior import PriorError
+from optuna_lcpred.prior import load_prior
+from tests.conftest import make_table
+
+
+SPACE = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "width": IntDistribution(16, 64)}
+
+
+def _run(study: optuna.Study, values: list[float], params: dict[str, Any] | None = None) -> Any:
+    """A trial reporting ``values`` from step 0; returns it and the last decision."""
+    study.enqueue_trial(params or {"lr": 1e-2, "width": 32})
+    trial = study.ask(SPACE)
+    pruned = False
+    for step, value in enumerate(values):
+        trial.report(value, step)
+        pruned = trial.should_prune()
+        if pruned:
+            break
+    return trial, pruned
+
+
+def test_a_prior_prunes_a_hopeless_trial_before_any_trial_has_finished() -> None:
+    prior = make_table(60, 12, seed=3)  # finals about 0.3-1.2
+    study = optuna.create_study(pruner=LCPredictionPruner(prior=prior))
+    # The first trial is the anchor: it finishes whatever it reports, so the prior can be
+    # checked against it. It is still running when the second trial decides.
+    _anchor, pruned = _run(study, [50.0, 49.0, 48.0])
+    assert not pruned
+    second, pruned = _run(study, [50.0, 49.0, 48.0])
+    # Nothing of the study's own has finished, yet the hopeless second trial is stopped ...
+    assert pruned
+    assert not study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    attrs = study.trials[second.number].user_attrs
+    assert attrs["lcpred:prior_weight"] == 1.0 and attrs["lcpred:n_train"] == 60.0
+    # ... while one whose curve looks like the prior's best runs is not.
+    best = prior.curves[np.argmin(prior.final_values), :3].tolist()
+    _, pruned = _run(study, best)
+    assert not pruned
+
+
+def test_without_a_prior_nothing_is_pruned_before_the_startup_trials() -> None:
+    study = optuna.create_study(pruner=LCPredictionPruner())
+    _run(study, [50.0, 49.0])
+    _, pruned = _run(study, [50.0, 49.0, 48.0])
+    assert not pruned  # the same hopeless trial: no model yet
+
+
+def test_a_prior_with_other_parameter_names_works_on_curve_features() -> None:
+    prior = make_table(60, 12, seed=3)
+    prior = CurveTable(
+        params={"momentum": prior.params["lr"]},  # nothing in common with the study's space
+        steps=prior.steps,
+        curves=prior.curves,
+        name="other-space",
+    )
+    pruner = LCPredictionPruner(prior=prior)
+    study = optuna.create_study(pruner=pruner)
+    _run(study, [50.0, 49.0, 48.0])
+    _, pruned = _run(study, [50.0, 49.0, 48.0])
+    assert pruned
+    # The models see the curve only: no hyperparameter column matched.
+    assert pruner._hyper_names() == []
+    model = pruner._classical.get(2) or pruner._models[2]
+    assert model.selected.model.n_features_in_ == 3
+
+
+def test_matching_parameters_are_used_as_features() -> None:
+    prior = make_table(60, 12, seed=3)  # has lr, width and activation
+    curves = PriorCurves([prior])
+    assert curves.matching_params(SPACE) == ["lr", "width"]
+    space = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "width": FloatDistribution(1, 2)}
+    assert curves.matching_params(space) == ["lr", "width"]  # both numeric: compatible
+    categorical = {"width": optuna.distributions.CategoricalDistribution([16, 32, 64])}
+    assert curves.matching_params(categorical) == []  # numeric in the prior: not compatible
+
+
+def test_steps_map_by_fraction_of_training() -> None:
+    # A prior of 20 steps whose value at step j is j; a study of 10 steps (target step 9).
+    table = CurveTable(
+        params={"x": np.arange(3.0)},
+        steps=np.arange(20),
+        curves=np.tile(np.arange(20.0), (3, 1)),
+    )
+    curves = PriorCurves([table]).curves_at(np.array([0, 4, 9]), target=9)
+    # Study step s is fraction (s + 1) / 10, i.e. prior step 2 (s + 1) - 1.
+    np.testing.assert_allclose(curves, np.tile([1.0, 9.0, 19.0], (3, 1)))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ([], "the prior is empty"),
+        (3, "a prior item must be a curve table"),
+        ("sqlite:///nothing.db:", "expected a CSV table or STORAGE_URL:STUDY_NAME"),
+        ("no_such_table.csv", "prior 'no_such_table.csv'"),
+    ],
+)
+def test_unreadable_priors_raise_clear_errors(spec: Any, message: str) -> None:
+    with pytest.raises(PriorError, match=message):
+        LCPredictionPruner(prior=spec)
+
+
+def test_a_prior_without_a_usable_run_is_an_error_at_construction(tmp_path: Path) -> None:
+    table = make_table(5, 6)
+    curves = table.curves.copy()
+    curves[:, -1] = np.nan  # no run has a final value
+    table = _with_curves(table, curves)
+    with pytest.raises(PriorError, match="has no run with a finite final value"):
+        LCPredictionPruner(prior=table)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'old.db'}", study_name="old")
+    with pytest.raises(PriorError, match="prior study 'old' has no COMPLETE trial"):
+        LCPredictionPruner(prior=study)
+    with pytest.raises(PriorError, match="no study 'missing'"):
+        LCPredictionPruner(prior=f"sqlite:///{tmp_path / 'old.db'}:missing")
+
+
+def test_priors_from_files_and_studies(tmp_path: Path) -> None:
+    table = make_table(20, 8, seed=1)
+    write_curve_table(table, tmp_path / "old.csv")
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = optuna.create_study(storage=url, study_name="mlpf-v1")
+    for row in range(10):
+        trial = old.ask(SPACE)
+        for step, value in enumerate(table.curves[row]):
+            trial.report(float(value), step)
+        old.tell(trial, float(table.curves[row, -1]))
+    prior = load_prior([str(tmp_path / "old.csv"), f"{url}:mlpf-v1", old])
+    # The CSV's 20 runs, and the study's 10 COMPLETE trials twice (by name and as a Study).
+    assert prior.n_rows == 40 and prior.n_steps == 8
+
+
+def _with_curves(table: CurveTable, curves: np.ndarray) -> CurveTable:
+    return CurveTable(params=table.params, steps=table.steps, curves=curves, name=table.name)
+
+
+def _study_with_prior(prior: CurveTable, own: CurveTable, n_own: int) -> LCPredictionPruner:
+    """A study whose own trials replay ``own``'s first rows to the end."""
+    pruner = LCPredictionPruner(prior=prior, n_startup_trials=3)
+    study = optuna.create_study(pruner=pruner)
+    for row in range(n_own):
+        study.enqueue_trial({"lr": float(own.params["lr"][row]), "width": 32})
+        trial = study.ask(SPACE)
+        for step, value in enumerate(own.curves[row]):
+            trial.report(float(value), step)
+        study.tell(trial, float(own.curves[row, -1]))
+    # One more decision, so the pruner sees the finished trials and updates the weight.
+    study.enqueue_trial({"lr": 1e-2, "width": 32})
+    trial = study.ask(SPACE)
+    trial.report(float(own.curves[0, 0]), 0)
+    trial.report(float(own.curves[0, 1]), 1)
+    trial.should_prune()
+    return pruner
+
+
+def test_the_prior_weight_falls_when_the_study_contradicts_it() -> None:
+    prior = make_table(80, 12, seed=3)
+    same_task = make_table(80, 12, seed=4)
+    agreeing = _study_with_prior(prior, same_task, 6)
+    # The study's runs land where the prior's models expect: the prior keeps its weight.
+    assert agreeing._prior is not None and agreeing._prior.weight >= 0.8
+    # Another task: the same early curves, but every run gets stuck at 2.0 from step 3 on.
+    other_task = make_table(80, 12, seed=4)
+    stuck = other_task.curves.copy()
+    stuck[:, 3:] = 2.0
+    other_task = _with_curves(other_task, stuck)
+    contradicted = _study_with_prior(prior, other_task, 6)
+    assert contradicted._prior is not None
+    assert contradicted._prior.weight < 0.2 and contradicted._prior.n_used == 0
+    # Switched off: the models learn from the study's own trials only.
+    assert contradicted._hyper_names() == ["lr", "width"]
+
+
+def test_prior_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="prior_size must be an integer >= 1, got 0"):
+        LCPredictionPruner(prior=make_table(), prior_size=0)
