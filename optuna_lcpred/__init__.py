@@ -20,6 +20,7 @@ from optuna_lcpred.predictors import LinearLastValuePredictor
 from optuna_lcpred.predictors import PowerLawPredictor
 from optuna_lcpred.predictors import SVRPredictor
 from optuna_lcpred.pruner import LCPredictionPruner
+from optuna_lcpred.sampler import PredictedFinalSampler
 
 
 try:
@@ -35,6 +36,7 @@ __all__ = [
     "LastValuePredictor",
     "LinearLastValuePredictor",
     "PowerLawPredictor",
+    "PredictedFinalSampler",
     "SVRPredictor",
     "__version__",
     "read_curve_table",

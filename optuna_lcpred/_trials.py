@@ -29,13 +29,18 @@ if TYPE_CHECKING:
 __all__ = [
     "CompletedCurves",
     "FinishedTrialCache",
+    "PredictedFinalStorage",
     "StepValues",
     "current_curve",
     "direction_sign",
     "flush_annotations",
+    "forget_cached_trials",
     "heartbeat",
+    "live_trial",
     "model_store",
     "pop_waiting_trial",
+    "predicted_final_value",
+    "sampler_view",
     "set_float_user_attrs",
     "study_identity",
 ]
@@ -349,3 +354,102 @@ def model_store(study: optuna.Study) -> Any:
         if path is not None:
             return FileModelStore(f"{path}.lcpred-models", study._study_id)
     return None
+
+
+# ------------------------------------------------------------ the sampler's view of a study
+
+
+def predicted_final_value(trial: FrozenTrial, key: str) -> float | None:
+    """The predicted final value ``LCPredictionPruner`` stored on a PRUNED trial, else None."""
+    if trial.state != TrialState.PRUNED:
+        return None
+    value = trial.user_attrs.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def as_predicted_complete(trial: FrozenTrial, value: float) -> FrozenTrial:
+    """A COMPLETE copy of ``trial`` whose value is ``value`` (the original is untouched)."""
+    from optuna.trial import FrozenTrial
+
+    return FrozenTrial(
+        number=trial.number,
+        state=TrialState.COMPLETE,
+        value=value,
+        datetime_start=trial.datetime_start,
+        datetime_complete=trial.datetime_complete,
+        params=trial.params,
+        distributions=trial.distributions,
+        user_attrs=trial.user_attrs,
+        system_attrs=trial.system_attrs,
+        intermediate_values=trial.intermediate_values,
+        trial_id=trial._trial_id,
+    )
+
+
+class PredictedFinalStorage:
+    """A storage that reads like ``backend``, except that PRUNED trials carrying a predicted
+    final value read as COMPLETE with that value. Every write goes to ``backend``."""
+
+    def __init__(self, backend: Any, key: str) -> None:
+        self._backend = backend
+        self._key = key
+        self._converted: dict[int, FrozenTrial] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def _view(self, trial: FrozenTrial) -> FrozenTrial:
+        value = predicted_final_value(trial, self._key)
+        if value is None:
+            return trial
+        cached = self._converted.get(trial.number)
+        if cached is None or cached.value != value:
+            cached = self._converted[trial.number] = as_predicted_complete(trial, value)
+        return cached
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Any = None
+    ) -> list[FrozenTrial]:
+        wanted = None if states is None else set(states)
+        asked = wanted
+        if wanted is not None and TrialState.COMPLETE in wanted:
+            asked = wanted | {TrialState.PRUNED}  # pruned trials may read as COMPLETE
+        trials = self._backend.get_all_trials(
+            study_id, deepcopy=deepcopy, states=None if asked is None else tuple(asked)
+        )
+        out = [self._view(t) for t in trials]
+        return out if wanted is None else [t for t in out if t.state in wanted]
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        return self._view(self._backend.get_trial(trial_id))
+
+
+def sampler_view(study: optuna.Study, key: str, sampler: Any) -> optuna.Study:
+    """A :class:`optuna.Study` on ``study``'s storage as :class:`PredictedFinalStorage` sees
+    it, sampling with ``sampler``."""
+    import optuna
+
+    # One predicted value cannot stand in for several objectives: such studies read as they are.
+    storage = (
+        study._storage if len(study.directions) > 1 else PredictedFinalStorage(study._storage, key)
+    )
+    return optuna.Study(
+        study_name=study.study_name,
+        storage=storage,  # type: ignore[arg-type]
+        sampler=sampler,
+        pruner=study.pruner,
+    )
+
+
+def forget_cached_trials(study: optuna.Study) -> None:
+    """Drop ``study``'s per-thread trial cache (Optuna clears the real study's in ``ask``)."""
+    study._thread_local.cached_all_trials = None
+
+
+def live_trial(study: optuna.Study, trial: FrozenTrial) -> optuna.Trial:
+    """An ``optuna.Trial`` handle on ``trial`` (for APIs that take one, e.g. dashboard notes)."""
+    import optuna
+
+    return optuna.Trial(study, trial._trial_id)

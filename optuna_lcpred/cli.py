@@ -89,6 +89,12 @@ class _Bench(_BaseCommand):
             "left out of the draw (for every pruner)",
         )
         parser.add_argument(
+            "--sampler",
+            metavar="NAME",
+            help="let a sampler choose the parameters (the nearest table row is replayed): "
+            "random, tpe, tpe+predicted, gp, gp+predicted; default: rows drawn at random",
+        )
+        parser.add_argument(
             "--early",
             type=int,
             default=30,
@@ -136,6 +142,7 @@ class _Bench(_BaseCommand):
                 prior=prior,
                 prior_split=args.prior_split,
                 early=args.early,
+                sampler=args.sampler,
             )
         data = report.to_json()
         if args.json == "-":
@@ -353,6 +360,7 @@ class _Run(_BaseCommand):
         config = load_study_file(args.study_file, args.overrides)
         config.make_pruner()  # a bad pruner option fails here, not in every worker
         config.make_sampler()
+        config.make_dashboard_callback()
         url = args.storage or config.storage or default_storage(config, args.workers)
         storage = make_storage(url, config)
         study = prepare_study(config, storage, n_trials=args.n_trials)

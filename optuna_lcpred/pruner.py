@@ -53,10 +53,14 @@ ATTR_STEP = "lcpred:step"
 ATTR_THRESHOLD = "lcpred:threshold"
 ATTR_N_TRAIN = "lcpred:n_train"
 ATTR_PRIOR_WEIGHT = "lcpred:prior_weight"
+ATTR_AUDIT_WOULD_PRUNE = "lcpred:audit_would_prune_at"
+#: Fractions of training at which a trial's prediction is also kept for good, under
+#: ``lcpred:pred_at_<p>pct`` and ``lcpred:std_at_<p>pct`` (calibration plots, the dashboard).
+MILESTONES: tuple[int, ...] = (10, 25, 50)
 
 _MIN_TRAIN_TRIALS = 3
 _MIN_PEERS = 20  # keep_top needs this many finished trials at a step to rank a trial there
-_REFIT_GROWTH = 0.05  # refit a step's model once its training set grew by this fraction
+_REFIT_GROWTH = 0.1  # refit a step's model once its training set grew by this fraction
 _NEIGHBOURS = 30  # runs behind a local probability (used from 3 x this many cross-validated runs)
 
 
@@ -204,11 +208,16 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
 
     Each decision is written on the running trial as float user attributes:
     ``lcpred:pred_final``, ``lcpred:pred_std``, ``lcpred:prob_improve``, ``lcpred:step``,
-    ``lcpred:threshold`` and ``lcpred:n_train``.
+    ``lcpred:threshold`` and ``lcpred:n_train`` (and ``lcpred:prior_weight`` with a prior).
+    The predictions at 10, 25 and 50 % of training are also kept for good as
+    ``lcpred:pred_at_<p>pct`` and ``lcpred:std_at_<p>pct``, so finished trials show how well
+    they were predicted early (:mod:`optuna_lcpred.dashboard` plots them).
 
     A NaN or infinite report prunes the trial at once (it diverged). Audit trials (a
-    deterministic ``audit_fraction`` of trial numbers) are never pruned for a prediction: they
-    keep the training set honest, since pruning leaves only good trials to learn from.
+    deterministic ``audit_fraction`` of trial numbers) are predicted and annotated like the
+    others but never pruned for a prediction: they keep the training set honest, since pruning
+    leaves only good trials to learn from, and ``lcpred:audit_would_prune_at`` records the step
+    at which one would have been stopped, so the live false-prune rate can be read off them.
 
     .. note::
         Experimental: defaults may change as the benchmark (``optuna-lcpred bench``) improves.
@@ -356,6 +365,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             self._prior = PriorTrainingSet(load_prior(prior), size=prior_size)
         self._prior_version = -1
         self._anchor: int | None = None  # the trial that finishes, so the prior can be checked
+        self._audit_flagged: set[int] = set()  # audit trials whose would-prune step is written
         self._fallback = fallback
         self._n_folds = n_folds
         self._refit_every = refit_every
@@ -390,8 +400,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             return False
         if not math.isfinite(trial.intermediate_values[step]):
             return True  # diverged
-        if self.is_audit_trial(trial.number) or step < self._n_warmup_steps:
+        if step < self._n_warmup_steps:
             return False
+        # An audit trial is predicted like any other, but never stopped for a prediction.
+        audit = self.is_audit_trial(trial.number)
         if not _is_first_in_interval(step, trial, self._n_warmup_steps, self._interval_steps):
             return False
         decision: _Decision | None = None
@@ -422,11 +434,24 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 if target is not None:
                     decision = self._decide(study, trial, step, sign, target)
         if decision is None:
-            return self._fallback_prune(study, trial)
+            return False if audit else self._fallback_prune(study, trial)
+        attrs = decision.attrs
+        prune = decision.prune and not audit
+        if (
+            audit
+            and decision.prune
+            and ATTR_AUDIT_WOULD_PRUNE not in trial.user_attrs
+            and trial.number not in self._audit_flagged
+        ):
+            # Where the pruner would have stopped it: with the trial's final value, this is
+            # the live false-prune rate. (Remembered here too, since the write is in the
+            # background and the next step's trial may not show it yet.)
+            self._audit_flagged.add(trial.number)
+            attrs = {**attrs, ATTR_AUDIT_WOULD_PRUNE: float(step)}
         # A decision to prune is written before the trial ends, so the pruned trial shows why;
         # the others go to a background writer and cost the training loop no database commit.
-        _trials.set_float_user_attrs(study, trial, decision.attrs, wait=decision.prune)
-        return decision.prune
+        _trials.set_float_user_attrs(study, trial, attrs, wait=prune)
+        return prune
 
     def _fallback_prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         return self._fallback.prune(study, trial) if self._fallback is not None else False
@@ -552,6 +577,11 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         }
         if self._prior is not None:
             attrs[ATTR_PRIOR_WEIGHT] = self._prior.weight
+        for percent in MILESTONES:
+            key = f"lcpred:pred_at_{percent}pct"
+            if key not in trial.user_attrs and step + 1 >= percent / 100 * (target + 1):
+                attrs[key] = attrs[ATTR_PRED_FINAL]
+                attrs[f"lcpred:std_at_{percent}pct"] = attrs[ATTR_PRED_STD]
         prune = prob < self._min_prob
         peers = self._cache.steps.peers(step)
         if prune and self._keep_top > 0.0 and peers >= _MIN_PEERS:

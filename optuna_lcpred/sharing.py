@@ -41,6 +41,7 @@ from optuna_lcpred.predictors.baselines import LinearLastValuePredictor
 from optuna_lcpred.predictors.baselines import PowerLawPredictor
 from optuna_lcpred.predictors.qsvr import QSVRPredictor
 from optuna_lcpred.predictors.selection import SelectedPredictor
+from optuna_lcpred.predictors.svr import FeatureScaler
 from optuna_lcpred.predictors.svr import SVRPredictor
 from optuna_lcpred.predictors.svr import rbf_kernel
 
@@ -230,8 +231,6 @@ def _decode_model(data: Any, n_features: int) -> CurvePredictor:
 def _decode_kernel_model(
     data: dict[str, Any], fields: set[str], n_steps: int, n_features: int
 ) -> Any:
-    from sklearn.preprocessing import StandardScaler
-
     qsvr = data["kind"] == "qsvr"
     wanted = fields | {
         "n_points",
@@ -268,10 +267,7 @@ def _decode_kernel_model(
     model.center_ = _number(data["center"], "center")
     model.scale_ = target_scale
     model.gamma_ = gamma
-    scaler = StandardScaler()
-    scaler.mean_, scaler.scale_, scaler.var_ = mean, scale, scale**2
-    scaler.n_features_in_, scaler.n_samples_seen_ = width, max(len(support), 1)
-    model.scaler_ = scaler
+    model.scaler_ = FeatureScaler(mean, scale)
     if not qsvr:
         dual = _vector(data["dual_coef"], len(support), "dual_coef")
         model.svr_ = RBFExpansion(support, dual, _number(data["intercept"], "intercept"), gamma)

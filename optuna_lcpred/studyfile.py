@@ -26,6 +26,10 @@ Layout (every table but ``[study]`` and ``[objective]`` is optional)::
     min_prob = 0.05
     prior = ["old-campaign.csv", "sqlite:///old.db:mlpf-v1"]   # warm start (optional)
 
+    [dashboard]                   # notes on pruned trials, a calibration figure (optional)
+    every = 10                    # publish the figure every 10 finished trials
+    notes = true
+
     [rdb]                         # PostgreSQL / MySQL only
     heartbeat_interval = 60       # seconds; 0 switches heartbeats off
     grace_period = 180            # a trial silent this long is failed ...
@@ -93,6 +97,7 @@ class StudyConfig:
         sampler: Sampler name; ``sampler_seed`` and ``sampler_options`` configure it.
         pruner: Pruner name; ``pruner_options`` configure it.
         rdb: Settings used when the storage is an RDB URL.
+        dashboard: ``{"every": N, "notes": bool}`` when the file has a ``[dashboard]`` table.
     """
 
     source: str
@@ -109,6 +114,18 @@ class StudyConfig:
     pruner: str = "lcpred"
     pruner_options: dict[str, Any] = field(default_factory=dict)
     rdb: RDBOptions = field(default_factory=RDBOptions)
+    dashboard: dict[str, Any] | None = None
+
+    def make_dashboard_callback(self) -> Any:
+        """The :class:`~optuna_lcpred.dashboard.DashboardCallback` asked for, or None."""
+        if self.dashboard is None:
+            return None
+        from optuna_lcpred.dashboard import DashboardCallback
+
+        try:
+            return DashboardCallback(**self.dashboard)
+        except (ImportError, ValueError) as exc:
+            raise StudyFileError(f"{self.source}: dashboard: {exc}") from None
 
     def make_objective(self) -> Callable[..., float]:
         """Import the objective factory and call it with the options."""
@@ -188,6 +205,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "objective": {"target": (str,), "options": (dict,)},
     "sampler": {"name": (str,), "seed": (int,), "options": (dict,)},
     "pruner": {"name": (str,), "options": (dict,)},
+    "dashboard": {"every": (int,), "notes": (bool,)},
     "rdb": {
         "heartbeat_interval": (int,),
         "grace_period": (int,),
@@ -257,7 +275,7 @@ def parse_study(raw: Mapping[str, Any], *, source: str = "study file") -> StudyC
                     f"{source}: unknown key {table}.{key}; expected one of {', '.join(keys)}"
                 )
             wanted = keys[key]
-            if isinstance(value, bool) or not isinstance(value, wanted):
+            if (isinstance(value, bool) and bool not in wanted) or not isinstance(value, wanted):
                 names = " or ".join(t.__name__ for t in wanted)
                 raise StudyFileError(f"{source}: {table}.{key} must be {names}, got {value!r}")
         tables[table] = entries
@@ -307,6 +325,7 @@ def parse_study(raw: Mapping[str, Any], *, source: str = "study file") -> StudyC
         pruner=tables["pruner"].get("name", "lcpred"),
         pruner_options=dict(tables["pruner"].get("options", {})),
         rdb=RDBOptions(**rdb_values),
+        dashboard=dict(tables["dashboard"]) if "dashboard" in raw else None,
     )
 
 

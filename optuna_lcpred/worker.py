@@ -28,6 +28,7 @@ from typing import Any
 import optuna
 from optuna.storages import BaseStorage
 from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from optuna_lcpred._trials import heartbeat
@@ -207,6 +208,7 @@ def run_worker(
     unlimited = study.user_attrs.get(N_TRIALS_ATTR) is None
     deadline = time.monotonic() + limit if limit is not None else math.inf
     counts = {state.name: 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    dashboard = config.make_dashboard_callback()
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
     with _terminate_on_sigterm():
         while time.monotonic() < deadline:
@@ -219,8 +221,10 @@ def run_worker(
                     warnings.simplefilter("ignore")
                     trial = study.ask()
             trial.set_user_attr(WORKER_ATTR, worker_id)
-            state = _run_trial(study, trial, func)
-            counts[state.name] = counts.get(state.name, 0) + 1
+            frozen = _run_trial(study, trial, func)
+            counts[frozen.state.name] = counts.get(frozen.state.name, 0) + 1
+            if dashboard is not None:
+                dashboard(study, frozen)
     return counts
 
 
@@ -234,22 +238,22 @@ def _fail_stale(study: optuna.Study) -> None:
 
 def _run_trial(
     study: optuna.Study, trial: optuna.Trial, func: Callable[[optuna.Trial], float]
-) -> TrialState:
+) -> FrozenTrial:
     try:
         with heartbeat(study, trial):
             value = func(trial)
     except optuna.TrialPruned as exc:
         frozen = study.tell(trial, state=TrialState.PRUNED)
         _logger.info("trial %d pruned: %s", trial.number, exc)
-        return frozen.state
+        return frozen
     except (WorkerTerminated, KeyboardInterrupt):
         study.tell(trial, state=TrialState.FAIL)
         _logger.warning("trial %d marked FAIL: the worker was stopped", trial.number)
         raise
     except Exception:
-        study.tell(trial, state=TrialState.FAIL)
+        frozen = study.tell(trial, state=TrialState.FAIL)
         _logger.exception("trial %d failed", trial.number)
-        return TrialState.FAIL
+        return frozen
     frozen = study.tell(trial, value)
     if frozen.state == TrialState.COMPLETE:
         _logger.info("trial %d finished with value %s", trial.number, value)
@@ -257,7 +261,7 @@ def _run_trial(
         _logger.warning(
             "trial %d returned %r and is marked %s", trial.number, value, frozen.state.name
         )
-    return frozen.state
+    return frozen
 
 
 @dataclass(frozen=True)

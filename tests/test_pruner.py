@@ -163,11 +163,16 @@ def test_audit_trials_are_never_pruned() -> None:
         for step in range(5):
             trial.report(50.0, step)
             pruned = pruned or trial.should_prune()
+        attrs = study.trials[trial.number].user_attrs
         if pruner.is_audit_trial(trial.number):
             audited += 1
-            assert not pruned  # never pruned for a prediction
+            assert not pruned  # never pruned for a prediction ...
+            # ... but predicted like the others, with the step it would have been stopped at.
+            assert set(KEYS) <= set(attrs)
+            assert attrs["lcpred:audit_would_prune_at"] == 0.0
         else:
             assert pruned
+            assert "lcpred:audit_would_prune_at" not in attrs
         study.tell(trial, state=TrialState.PRUNED if pruned else TrialState.FAIL)
     assert 2 <= audited <= 10  # about half of the trial numbers
 

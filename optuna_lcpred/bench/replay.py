@@ -10,6 +10,11 @@ run in worker order, so a replay is deterministic.
 A step whose value is NaN (a diverged run) is reported as NaN; a trial that reaches its last step
 with a non-finite value ends as FAIL, like an objective that returned NaN.
 
+With a sampler (``bench --sampler``), trials are not drawn: the sampler proposes each trial's
+parameters and the table row nearest to them (numeric parameters standardised over their range,
+on a log scale where the distribution is) is replayed, so the sampler's choices matter; rows may
+repeat, and regret is measured against the whole table.
+
 A pruner that fits its models in the background (``LCPredictionPruner`` with the annealer-trained
 SVR) decides with the model it has, as in a real study; the replay then waits for the fit
 before the next simulated step, as if each fit took less than one epoch. So results do not
@@ -140,6 +145,7 @@ def replay(
     label: str = "",
     storage: str | optuna.storages.BaseStorage | None = None,
     quiet: bool = True,
+    sampler: optuna.samplers.BaseSampler | None = None,
 ) -> ReplayResult:
     """Replay ``n_trials`` rows drawn with ``seed`` through a real Optuna study under ``pruner``.
 
@@ -152,6 +158,8 @@ def replay(
         label: The pruner's name in the result.
         storage: Optuna storage for the study; in memory by default.
         quiet: Hold Optuna's per-trial log lines back during the replay.
+        sampler: Let this sampler choose the parameters (the nearest row is replayed) instead
+            of drawing rows.
 
     Returns:
         The replayed trials, in the order they ended.
@@ -167,13 +175,20 @@ def replay(
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    rows = draw_rows(table, n_trials, seed)
+    nearest = None
+    if sampler is None:
+        rows = draw_rows(table, n_trials, seed)
+    else:
+        from optuna_lcpred.bench.objective import ReplayObjective
+
+        nearest = ReplayObjective(table)
+        rows = np.zeros(n_trials, dtype=np.int64)  # filled as the sampler proposes
     n_steps = table.n_steps
     steps = [int(s) for s in table.steps]
     distributions = table.distributions()
     study = optuna.create_study(
         storage=storage,
-        sampler=optuna.samplers.RandomSampler(seed=seed),
+        sampler=sampler if sampler is not None else optuna.samplers.RandomSampler(seed=seed),
         pruner=pruner,
         direction="minimize",
         study_name=f"replay-{table.name}-{label or type(pruner).__name__}-seed{seed}",
@@ -187,11 +202,16 @@ def replay(
 
     def start(worker: int, now: int) -> None:
         nonlocal next_draw
-        row = int(rows[next_draw])
+        if nearest is None:
+            row = int(rows[next_draw])
+            params = table.row_params(row)
+            study.enqueue_trial(params)
+            trial = study.ask({k: distributions[k] for k in params if k in distributions})
+        else:
+            trial = study.ask(distributions)
+            row = nearest.nearest_row(trial.params)
+            rows[next_draw] = row
         next_draw += 1
-        params = table.row_params(row)
-        study.enqueue_trial(params)
-        trial = study.ask({k: distributions[k] for k in params if k in distributions})
         running[worker] = _Running(trial=trial, row=row, start=now)
         heapq.heappush(events, (now + 1, worker))
 
@@ -245,7 +265,10 @@ def replay(
         workers=workers,
         n_steps=n_steps,
         trials=tuple(finished),
-        drawn_finals=tuple(float(v) for v in table.final_values[rows]),
+        drawn_finals=tuple(
+            float(v)
+            for v in (table.final_values if nearest is not None else table.final_values[rows])
+        ),
     )
 
 

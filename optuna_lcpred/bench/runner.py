@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
@@ -23,9 +24,34 @@ from optuna_lcpred.bench.replay import replay
 from optuna_lcpred.curves import CurveTable
 
 
-__all__ = ["ORACLE", "BenchReport", "RunSummary", "TableReport", "run_benchmark"]
+if TYPE_CHECKING:
+    import optuna
+
+
+__all__ = ["ORACLE", "SAMPLERS", "BenchReport", "RunSummary", "TableReport", "run_benchmark"]
 
 ORACLE = "oracle"
+
+#: ``bench --sampler`` names; ``+predicted`` wraps the sampler in ``PredictedFinalSampler``.
+SAMPLERS: tuple[str, ...] = ("random", "tpe", "tpe+predicted", "gp", "gp+predicted")
+
+
+def make_bench_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """A fresh sampler for ``bench --sampler``, seeded with the replay's seed."""
+    import optuna
+
+    from optuna_lcpred.sampler import PredictedFinalSampler
+
+    base_name, _, extra = name.partition("+")
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
+    bases = {
+        "random": optuna.samplers.RandomSampler,
+        "tpe": optuna.samplers.TPESampler,
+        "gp": optuna.samplers.GPSampler,
+    }
+    base = bases[base_name](seed=seed)
+    return PredictedFinalSampler(base) if extra == "predicted" else base
 
 
 @dataclass(frozen=True)
@@ -68,6 +94,7 @@ class TableReport:
     runs: dict[str, list[RunSummary]] = field(default_factory=dict)
     early: int = 30
     prior: str = ""
+    sampler: str = ""
 
     def epochs_fraction(self, pruner: str) -> float:
         """Median over seeds."""
@@ -111,6 +138,7 @@ class BenchReport:
                 "seed_values": table.seeds,
                 "early_trials": table.early,
                 "prior": table.prior,
+                "sampler": table.sampler,
                 "results": results,
             }
         return {"tables": out}
@@ -128,6 +156,7 @@ def run_benchmark(
     prior: CurveTable | None = None,
     prior_split: float | None = None,
     early: int = 30,
+    sampler: str | None = None,
 ) -> BenchReport:
     """Replay every pruner on every table for every seed; the oracle is always added.
 
@@ -144,6 +173,9 @@ def run_benchmark(
             becomes the prior of the pruners that take one and is left out of the draw, for
             every pruner and the oracle alike.
         early: The first this many drawn trials are also reported on their own.
+        sampler: A name of :data:`SAMPLERS`: the sampler proposes the parameters and the
+            nearest table row is replayed (rows may repeat; regret against the whole table;
+            no oracle). By default rows are drawn at random without replacement.
 
     Raises:
         ValueError: A table has too few rows, or a spec is invalid (checked before any replay).
@@ -159,13 +191,15 @@ def run_benchmark(
         raise ValueError(f"prior_split must be in (0, 1), got {prior_split!r}")
     if early < 1:
         raise ValueError(f"early must be >= 1, got {early}")
+    if sampler is not None:
+        make_bench_sampler(sampler, 0)  # an unknown name fails before any replay
     reports: list[TableReport] = []
     tasks: list[tuple[int, tuple[CurveTable, CurveTable | None], PrunerSpec, int]] = []
     for table in tables:  # validate everything before any work
         for spec in specs:
             make_pruner(spec, table.n_steps)
         available = table.n_trials - _prior_rows(table, prior_split)
-        if n_trials > available:
+        if sampler is None and n_trials > available:
             raise ValueError(
                 f"table {table.name!r} has {available} rows to draw from; cannot draw "
                 f"n_trials={n_trials} without replacement"
@@ -179,6 +213,7 @@ def run_benchmark(
             seeds=list(seeds),
             workers=workers,
             early=early,
+            sampler=sampler or "",
             prior=(
                 prior.name
                 if prior is not None
@@ -189,9 +224,10 @@ def run_benchmark(
         )
         report.runs = {spec.text: [] for spec in specs}
         splits = {seed: _split(table, seed, prior, prior_split) for seed in seeds}
-        report.runs[ORACLE] = [
-            _oracle_run(splits[seed][0], n_trials, seed, early) for seed in seeds
-        ]
+        if sampler is None:
+            report.runs[ORACLE] = [
+                _oracle_run(splits[seed][0], n_trials, seed, early) for seed in seeds
+            ]
         reports.append(report)
         tasks.extend((index, splits[seed], spec, seed) for spec in specs for seed in seeds)
 
@@ -202,7 +238,7 @@ def run_benchmark(
                 progress(1)
 
     args = [
-        (work, spec, seed, n_trials, workers, prior_table, early)
+        (work, spec, seed, n_trials, workers, prior_table, early, sampler)
         for _, (work, prior_table), spec, seed in tasks
     ]
     if jobs == 1 or len(args) <= 1:
@@ -212,8 +248,8 @@ def run_benchmark(
             collect(pool.map(_run_one_packed, args, chunksize=1))
     for report in reports:
         report.runs = {k: sorted(v, key=lambda r: r.seed) for k, v in report.runs.items()}
-        oracle = report.runs.pop(ORACLE)
-        report.runs[ORACLE] = oracle
+        if ORACLE in report.runs:  # last
+            report.runs[ORACLE] = report.runs.pop(ORACLE)
     return BenchReport(reports)
 
 
@@ -235,7 +271,7 @@ def _split(
 
 
 def _run_one_packed(
-    args: tuple[CurveTable, PrunerSpec, int, int, int, CurveTable | None, int],
+    args: tuple[CurveTable, PrunerSpec, int, int, int, CurveTable | None, int, str | None],
 ) -> RunSummary:
     return _run_one(*args)
 
@@ -248,6 +284,7 @@ def _run_one(
     workers: int,
     prior: CurveTable | None = None,
     early: int = 30,
+    sampler: str | None = None,
 ) -> RunSummary:
     result = replay(
         table,
@@ -256,6 +293,7 @@ def _run_one(
         seed=seed,
         workers=workers,
         label=spec.text,
+        sampler=make_bench_sampler(sampler, seed) if sampler is not None else None,
     )
     completions = tuple(
         (t.cumulative_steps, t.final) for t in result.trials if t.state == "COMPLETE"

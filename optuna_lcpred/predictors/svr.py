@@ -5,7 +5,6 @@ backend (scikit-learn ``NuSVR``). The annealer-trained backend is in
 from __future__ import annotations
 
 import numpy as np
-from sklearn.preprocessing import StandardScaler
 from sklearn.svm import NuSVR
 
 from optuna_lcpred.features import RobustScale
@@ -13,7 +12,33 @@ from optuna_lcpred.features import curve_summary
 from optuna_lcpred.predictors.base import CurvePredictor
 
 
-__all__ = ["KernelRegressor", "SVRPredictor", "rbf_kernel"]
+__all__ = ["FeatureScaler", "KernelRegressor", "SVRPredictor", "rbf_kernel"]
+
+
+class FeatureScaler:
+    """Standardises columns to zero mean and unit variance (a constant column keeps scale 1).
+
+    What ``StandardScaler`` does, without its input validation: the pruner fits thousands of
+    these during cross-validation, on arrays it has already checked.
+
+    Attributes:
+        mean_: Column means of the fitting data.
+        scale_: Column standard deviations (1 where a column is constant).
+    """
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray) -> None:
+        self.mean_ = np.asarray(mean, dtype=np.float64)
+        self.scale_ = np.asarray(scale, dtype=np.float64)
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> FeatureScaler:
+        """Fitted on ``features`` (rows are samples)."""
+        std = features.std(axis=0)
+        return cls(features.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def transform(self, features: np.ndarray) -> np.ndarray:
+        """``(features - mean_) / scale_``."""
+        return np.asarray((features - self.mean_) / self.scale_)
 
 
 def rbf_kernel(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
@@ -69,7 +94,7 @@ class KernelRegressor(CurvePredictor):
             curves, extra, y = curves[keep], extra[keep], y[keep]
             self.sample_index_ = keep
         features = self._features(curves, extra)
-        self.scaler_ = StandardScaler().fit(features)
+        self.scaler_ = FeatureScaler.fit(features)
         scaled = self.scaler_.transform(features)
         # The kernel width as a number (NuSVR's own rule for "scale" and "auto"), so that a
         # fitted model can be written out and evaluated elsewhere (optuna_lcpred.sharing).
@@ -121,7 +146,7 @@ class SVRPredictor(KernelRegressor):
         The fitted regressor (on scaled features and targets).
     center_, scale_ : float
         The robust scale of the targets.
-    scaler_ : StandardScaler
+    scaler_ : FeatureScaler
         Standardises the features.
     gamma_ : float
         The RBF kernel width used (``gamma`` resolved to a number).

@@ -1,0 +1,173 @@
+"""What optuna-dashboard shows of the pruner: why each trial was stopped, and how well it predicts.
+
+:class:`DashboardCallback` is a study callback (``study.optimize(..., callbacks=[...])``, or
+``[dashboard]`` in a study file). On each trial that :class:`~optuna_lcpred.LCPredictionPruner`
+pruned it writes a note: the step, the predicted final value and its spread, the threshold and
+the probability of beating it. Every ``every`` finished trials it publishes a Plotly figure of
+the predicted final value (at 10, 25 and 50 % of training) against the actual one, for the
+audit trials (``LCPredictionPruner(audit_fraction=...)``, never pruned, so an unbiased sample);
+without audit trials, for the completed trials, which the title marks as survivors.
+
+Needs the ``dashboard`` extra (``optuna-dashboard``, ``plotly``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from optuna_lcpred import _trials
+from optuna_lcpred.pruner import ATTR_PRED_FINAL
+from optuna_lcpred.pruner import ATTR_PRED_STD
+from optuna_lcpred.pruner import ATTR_PROB_IMPROVE
+from optuna_lcpred.pruner import ATTR_STEP
+from optuna_lcpred.pruner import ATTR_THRESHOLD
+from optuna_lcpred.pruner import MILESTONES
+from optuna_lcpred.pruner import LCPredictionPruner
+
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+
+__all__ = ["FIGURE_ID", "DashboardCallback", "calibration_figure", "pruning_note"]
+
+_logger = logging.getLogger("optuna.lcpred.dashboard")
+
+#: The id under which the calibration figure is published (replaced on each update).
+FIGURE_ID = "lcpred-calibration"
+
+
+def pruning_note(trial: FrozenTrial, direction: str = "minimize") -> str | None:
+    """The Markdown note for a trial pruned with a prediction, or None."""
+    attrs = trial.user_attrs
+    if trial.state != TrialState.PRUNED or ATTR_PROB_IMPROVE not in attrs:
+        return None
+    better = "below" if direction == "minimize" else "above"
+    lines = [
+        f"**Pruned by LCPredictionPruner at step {int(attrs[ATTR_STEP])}**",
+        "",
+        f"- predicted final value: {attrs[ATTR_PRED_FINAL]:.6g} "
+        f"(spread {attrs.get(ATTR_PRED_STD, math.nan):.3g})",
+        f"- threshold to beat ({better}): {attrs.get(ATTR_THRESHOLD, math.nan):.6g}",
+        f"- probability of beating it: {attrs[ATTR_PROB_IMPROVE]:.1%}",
+    ]
+    if "lcpred:n_train" in attrs:
+        lines.append(f"- model trained on {int(attrs['lcpred:n_train'])} finished runs")
+    if "lcpred:prior_weight" in attrs:
+        lines.append(f"- weight of the prior campaigns: {attrs['lcpred:prior_weight']:.2f}")
+    return "\n".join(lines)
+
+
+def calibration_figure(study: optuna.Study, trials: list[FrozenTrial], title: str) -> Any:
+    """Predicted (at each milestone, with its spread) against actual final value."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    values: list[float] = []
+    for percent in MILESTONES:
+        key = f"lcpred:pred_at_{percent}pct"
+        rows = [t for t in trials if key in t.user_attrs and t.value is not None]
+        if not rows:
+            continue
+        actual = [float(t.value) for t in rows]  # type: ignore[arg-type]
+        predicted = [float(t.user_attrs[key]) for t in rows]
+        spread = [float(t.user_attrs.get(f"lcpred:std_at_{percent}pct", 0.0)) for t in rows]
+        values.extend(actual + predicted)
+        figure.add_trace(
+            go.Scatter(
+                x=actual,
+                y=predicted,
+                mode="markers",
+                name=f"at {percent} % of training",
+                error_y={"type": "data", "array": spread, "visible": True},
+                text=[f"trial {t.number}" for t in rows],
+            )
+        )
+    if values:
+        low, high = min(values), max(values)
+        figure.add_trace(
+            go.Scatter(x=[low, high], y=[low, high], mode="lines", name="exact",
+                       line={"dash": "dot", "color": "grey"})
+        )  # fmt: skip
+    figure.update_layout(
+        title=title,
+        xaxis_title="actual final value",
+        yaxis_title="predicted final value",
+    )
+    return figure
+
+
+class DashboardCallback:
+    """Notes on pruned trials and a calibration figure, for optuna-dashboard.
+
+    Example:
+        >>> import optuna
+        >>> from optuna_lcpred import LCPredictionPruner
+        >>> from optuna_lcpred.dashboard import DashboardCallback
+        >>> def objective(trial):
+        ...     x = trial.suggest_float("x", 0, 1)
+        ...     for step in range(10):
+        ...         trial.report(x + 1 / (step + 1), step)
+        ...         if trial.should_prune():
+        ...             raise optuna.TrialPruned()
+        ...     return x + 0.1
+        >>> study = optuna.create_study(pruner=LCPredictionPruner(audit_fraction=0.2))
+        >>> study.optimize(objective, n_trials=20, callbacks=[DashboardCallback(every=10)])
+
+    Args:
+        every: Publish the figure after every this many finished trials.
+        notes: Write a note on each pruned trial.
+    """
+
+    def __init__(self, every: int = 10, *, notes: bool = True) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        try:
+            import optuna_dashboard  # noqa: F401
+            import plotly  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                "DashboardCallback needs optuna-dashboard and plotly: pip install "
+                '"optuna-lcpred[dashboard]"'
+            ) from None
+        self.every = every
+        self.notes = notes
+        self._seen = 0
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        from optuna_dashboard import save_note
+        from optuna_dashboard import save_plotly_graph_object
+
+        try:
+            if self.notes:
+                note = pruning_note(trial, study.direction.name.lower())
+                if note is not None:
+                    save_note(_trials.live_trial(study, trial), note)
+            self._seen += 1
+            if self._seen % self.every:
+                return
+            trials, title = self._calibration_trials(study)
+            if trials:
+                figure = calibration_figure(study, trials, title)
+                save_plotly_graph_object(study, figure, graph_object_id=FIGURE_ID)
+        except Exception as exc:  # the dashboard must never stop a study
+            _logger.warning("Could not update the dashboard: %s", exc)
+
+    @staticmethod
+    def _calibration_trials(study: optuna.Study) -> tuple[list[FrozenTrial], str]:
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        pruner = study.pruner
+        if isinstance(pruner, LCPredictionPruner):
+            audit = [t for t in complete if pruner.is_audit_trial(t.number)]
+            if audit:
+                return audit, f"Predicted vs actual final value: {len(audit)} audit trials"
+        return complete, (
+            f"Predicted vs actual final value: {len(complete)} completed trials "
+            "(survivors of pruning: a biased sample; set audit_fraction for an unbiased one)"
+        )
