@@ -95,6 +95,11 @@ class _Bench(_BaseCommand):
             "random, tpe, tpe+predicted, gp, gp+predicted; default: rows drawn at random",
         )
         parser.add_argument(
+            "--unique-rows",
+            action="store_true",
+            help="with --sampler: replay the nearest row not yet replayed, so no row runs twice",
+        )
+        parser.add_argument(
             "--early",
             type=int,
             default=30,
@@ -117,6 +122,8 @@ class _Bench(_BaseCommand):
         )  # fmt: skip
         if args.prior_split is not None and not 0.0 < args.prior_split < 1.0:
             raise CLIUsageError(f"--prior-split must be in (0, 1), got {args.prior_split}")
+        if args.unique_rows and args.sampler is None:
+            raise CLIUsageError("--unique-rows needs --sampler (drawn rows never repeat)")
         prior = _load_tables([args.prior])[0] if args.prior else None
         if args.plot:
             _check_matplotlib()
@@ -143,6 +150,7 @@ class _Bench(_BaseCommand):
                 prior_split=args.prior_split,
                 early=args.early,
                 sampler=args.sampler,
+                unique_rows=args.unique_rows,
             )
         data = report.to_json()
         if args.json == "-":

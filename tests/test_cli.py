@@ -71,6 +71,9 @@ def test_bench_json_to_stdout(table_file: Path) -> None:
         (["--pruners", "median:warmup=3"], "does not take option(s) warmup"),
         (["--trials", "31"], "has 30 rows to draw from; cannot draw n_trials=31"),
         (["--workers", "0"], "--workers must be >= 1, got 0"),
+        (["--unique-rows"], "--unique-rows needs --sampler"),
+        (["--sampler", "cmaes"], "unknown sampler 'cmaes'"),
+        (["--sampler", "tpe", "--unique-rows", "--trials", "31"], "cannot draw n_trials=31"),
     ],
 )
 def test_bench_usage_errors_exit_1_and_say_why(

@@ -171,3 +171,62 @@ def test_lcpred_on_the_mlpf_table_keeps_its_documented_trade_off() -> None:
     assert result["lcpred"]["epochs_fraction"] <= 0.14
     assert result["lcpred"]["regret"] <= 0.005
     assert result["lcpred"]["epochs_fraction"] < result["median"]["epochs_fraction"]
+
+
+def test_sampler_replay_runs_the_nearest_row_to_each_proposal(table: CurveTable) -> None:
+    from optuna_lcpred.bench.objective import ReplayObjective
+
+    storage = optuna.storages.InMemoryStorage()
+    sampler = optuna.samplers.TPESampler(seed=3, n_startup_trials=5)
+    result = replay(
+        table, optuna.pruners.NopPruner(), n_trials=25, seed=3, storage=storage, sampler=sampler
+    )
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    nearest = ReplayObjective(table)
+    by_number = {t.number: t for t in result.trials}
+    for frozen in study.trials:
+        row = by_number[frozen.number].row
+        # The sampler's own proposal is kept; the curve is that of the nearest row.
+        assert row == nearest.nearest_row(frozen.params)
+        assert frozen.value == table.curves[row, -1]
+    # Regret is against the whole table, not against the rows that happened to run.
+    assert result.drawn_finals == tuple(float(v) for v in table.final_values)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_unique_rows_never_replays_a_row_twice() -> None:
+    # A sampler that always proposes the same point: without unique_rows every trial is the
+    # same row; with it, the next-nearest unused row each time.
+    table = make_table(n_trials=12, n_steps=4, seed=5)
+    fixed = optuna.samplers.PartialFixedSampler(
+        {name: table.row_params(0)[name] for name in table.params},
+        optuna.samplers.RandomSampler(seed=0),
+    )
+    repeated = replay(table, optuna.pruners.NopPruner(), n_trials=6, seed=0, sampler=fixed)
+    assert {t.row for t in repeated.trials} == {0}
+    unique = replay(
+        table, optuna.pruners.NopPruner(), n_trials=12, seed=0, sampler=fixed, unique_rows=True
+    )
+    rows = [t.row for t in sorted(unique.trials, key=lambda t: t.number)]
+    assert rows[0] == 0 and sorted(rows) == list(range(12))
+    with pytest.raises(ValueError, match="12 rows; cannot replay n_trials=13"):
+        replay(
+            table, optuna.pruners.NopPruner(), n_trials=13, seed=0, sampler=fixed,
+            unique_rows=True,
+        )  # fmt: skip
+
+
+def test_benchmark_with_a_sampler_has_no_oracle_and_says_how_rows_were_chosen(
+    table: CurveTable,
+) -> None:
+    report = run_benchmark(
+        [table], ["nop"], n_trials=10, seeds=[0, 1], sampler="tpe+predicted", unique_rows=True
+    )
+    data = report.to_json()["tables"][table.name]
+    assert set(data["results"]) == {"nop"}
+    assert data["sampler"] == "tpe+predicted" and data["unique_rows"] is True
+    with pytest.raises(ValueError, match="unknown sampler 'cmaes'"):
+        run_benchmark([table], ["nop"], n_trials=10, seeds=[0], sampler="cmaes")
+    with pytest.raises(ValueError, match="only with a sampler"):
+        run_benchmark([table], ["nop"], n_trials=10, seeds=[0], unique_rows=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -67,8 +68,14 @@ class ReplayObjective:
         """The replayed table."""
         return self._table
 
-    def nearest_row(self, params: dict[str, object]) -> int:
-        """The table row closest to ``params`` (first of equals)."""
+    def nearest_row(self, params: dict[str, object], exclude: Collection[int] = ()) -> int:
+        """The table row closest to ``params`` (first of equals), leaving out ``exclude``.
+
+        Raises:
+            ValueError: Every row is excluded.
+        """
+        if len(exclude) >= self._table.n_trials:
+            raise ValueError(f"all {self._table.n_trials} rows of the table are excluded")
         distance = np.zeros(self._table.n_trials)
         for name, encoded in self._encoded.items():
             if name not in params:
@@ -79,6 +86,8 @@ class ReplayObjective:
             else:
                 diff = encoded - point[0]
                 distance += np.where(np.isfinite(diff), diff**2, 1.0)
+        if exclude:
+            distance[np.fromiter(exclude, dtype=np.int64)] = np.inf
         return int(np.argmin(distance))
 
     def __call__(self, trial: optuna.Trial) -> float:

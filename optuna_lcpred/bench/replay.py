@@ -146,6 +146,7 @@ def replay(
     storage: str | optuna.storages.BaseStorage | None = None,
     quiet: bool = True,
     sampler: optuna.samplers.BaseSampler | None = None,
+    unique_rows: bool = False,
 ) -> ReplayResult:
     """Replay ``n_trials`` rows drawn with ``seed`` through a real Optuna study under ``pruner``.
 
@@ -160,6 +161,8 @@ def replay(
         quiet: Hold Optuna's per-trial log lines back during the replay.
         sampler: Let this sampler choose the parameters (the nearest row is replayed) instead
             of drawing rows.
+        unique_rows: With a sampler, replay the nearest row not yet replayed in this study,
+            so that no row runs twice (as when rows are drawn).
 
     Returns:
         The replayed trials, in the order they ended.
@@ -175,7 +178,13 @@ def replay(
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if unique_rows and n_trials > table.n_trials:
+        raise ValueError(
+            f"table {table.name!r} has {table.n_trials} rows; cannot replay n_trials={n_trials} "
+            "without repeating one"
+        )
     nearest = None
+    used: set[int] = set()
     if sampler is None:
         rows = draw_rows(table, n_trials, seed)
     else:
@@ -209,7 +218,8 @@ def replay(
             trial = study.ask({k: distributions[k] for k in params if k in distributions})
         else:
             trial = study.ask(distributions)
-            row = nearest.nearest_row(trial.params)
+            row = nearest.nearest_row(trial.params, used if unique_rows else ())
+            used.add(row)
             rows[next_draw] = row
         next_draw += 1
         running[worker] = _Running(trial=trial, row=row, start=now)

@@ -28,9 +28,14 @@ def format_report(report: BenchReport) -> str:
     for table in report.tables:
         worker_word = "worker" if table.workers == 1 else "workers"
         prior = f", prior: {table.prior}" if table.prior else ""
+        if table.sampler:
+            drawn = f"{table.n_trials} trials chosen by {table.sampler} among {table.n_rows} rows"
+            drawn += " (each row once)" if table.unique_rows else ""
+        else:
+            drawn = f"{table.n_trials} of {table.n_rows} trials drawn"
         lines.append(
-            f"{table.name}: T={table.n_steps} steps, {table.n_trials} of {table.n_rows} trials "
-            f"drawn, {len(table.seeds)} seeds, {table.workers} {worker_word}{prior}"
+            f"{table.name}: T={table.n_steps} steps, {drawn}, {len(table.seeds)} seeds, "
+            f"{table.workers} {worker_word}{prior}"
         )
         width = max(12, *(len(name) for name in table.runs))
         early = f"first {table.early}"

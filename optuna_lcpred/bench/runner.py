@@ -95,6 +95,7 @@ class TableReport:
     early: int = 30
     prior: str = ""
     sampler: str = ""
+    unique_rows: bool = False
 
     def epochs_fraction(self, pruner: str) -> float:
         """Median over seeds."""
@@ -139,6 +140,7 @@ class BenchReport:
                 "early_trials": table.early,
                 "prior": table.prior,
                 "sampler": table.sampler,
+                "unique_rows": table.unique_rows,
                 "results": results,
             }
         return {"tables": out}
@@ -157,6 +159,7 @@ def run_benchmark(
     prior_split: float | None = None,
     early: int = 30,
     sampler: str | None = None,
+    unique_rows: bool = False,
 ) -> BenchReport:
     """Replay every pruner on every table for every seed; the oracle is always added.
 
@@ -176,6 +179,8 @@ def run_benchmark(
         sampler: A name of :data:`SAMPLERS`: the sampler proposes the parameters and the
             nearest table row is replayed (rows may repeat; regret against the whole table;
             no oracle). By default rows are drawn at random without replacement.
+        unique_rows: With a sampler, replay the nearest row not yet replayed in that study,
+            so no row runs twice.
 
     Raises:
         ValueError: A table has too few rows, or a spec is invalid (checked before any replay).
@@ -193,13 +198,15 @@ def run_benchmark(
         raise ValueError(f"early must be >= 1, got {early}")
     if sampler is not None:
         make_bench_sampler(sampler, 0)  # an unknown name fails before any replay
+    elif unique_rows:
+        raise ValueError("unique_rows applies only with a sampler (drawn rows never repeat)")
     reports: list[TableReport] = []
     tasks: list[tuple[int, tuple[CurveTable, CurveTable | None], PrunerSpec, int]] = []
     for table in tables:  # validate everything before any work
         for spec in specs:
             make_pruner(spec, table.n_steps)
         available = table.n_trials - _prior_rows(table, prior_split)
-        if sampler is None and n_trials > available:
+        if (sampler is None or unique_rows) and n_trials > available:
             raise ValueError(
                 f"table {table.name!r} has {available} rows to draw from; cannot draw "
                 f"n_trials={n_trials} without replacement"
@@ -214,6 +221,7 @@ def run_benchmark(
             workers=workers,
             early=early,
             sampler=sampler or "",
+            unique_rows=unique_rows,
             prior=(
                 prior.name
                 if prior is not None
@@ -238,7 +246,7 @@ def run_benchmark(
                 progress(1)
 
     args = [
-        (work, spec, seed, n_trials, workers, prior_table, early, sampler)
+        (work, spec, seed, n_trials, workers, prior_table, early, sampler, unique_rows)
         for _, (work, prior_table), spec, seed in tasks
     ]
     if jobs == 1 or len(args) <= 1:
@@ -271,7 +279,7 @@ def _split(
 
 
 def _run_one_packed(
-    args: tuple[CurveTable, PrunerSpec, int, int, int, CurveTable | None, int, str | None],
+    args: tuple[CurveTable, PrunerSpec, int, int, int, CurveTable | None, int, str | None, bool],
 ) -> RunSummary:
     return _run_one(*args)
 
@@ -285,6 +293,7 @@ def _run_one(
     prior: CurveTable | None = None,
     early: int = 30,
     sampler: str | None = None,
+    unique_rows: bool = False,
 ) -> RunSummary:
     result = replay(
         table,
@@ -294,6 +303,7 @@ def _run_one(
         workers=workers,
         label=spec.text,
         sampler=make_bench_sampler(sampler, seed) if sampler is not None else None,
+        unique_rows=unique_rows,
     )
     completions = tuple(
         (t.cumulative_steps, t.final) for t in result.trials if t.state == "COMPLETE"
