@@ -125,13 +125,20 @@ class FinishedTrialCache:
             deepcopy=False,
             states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL),
         )
-        if len(trials) == len(self._seen):
+        n_new = len(trials) - len(self._seen)
+        if n_new <= 0:
             return self.data
+        # Finished is final, so exactly ``n_new`` of these are unseen; they are usually the
+        # latest, so look from the end and stop when all are found, then add them in order.
+        fresh: list[FrozenTrial] = []
+        for trial in reversed(trials):
+            if trial.number not in self._seen:
+                fresh.append(trial)
+                if len(fresh) == n_new:
+                    break
         sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
         added = False
-        for trial in trials:
-            if trial.number in self._seen:
-                continue
+        for trial in reversed(fresh):
             self._seen.add(trial.number)
             if trial.state == TrialState.FAIL:
                 continue
