@@ -118,8 +118,9 @@ def test_tpe_with_constant_liar_in_parallel_workers(tmp_path: Any) -> None:
     assert len(trials) == 24
     assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     assert any("lcpred:pred_final" in t.user_attrs for t in trials if t.state.name == "PRUNED")
-    # ... and TPE's constant liar wrote its relative parameters on the real trials.
-    assert any(k.startswith("tpe:relative_params") for t in trials for k in t.system_attrs)
+    # ... and (Optuna 5) TPE's constant liar wrote its relative parameters on the real trials.
+    if int(optuna.__version__.split(".")[0]) >= 5:
+        assert any(k.startswith("tpe:relative_params") for t in trials for k in t.system_attrs)
 
 
 def test_gp_sampler_learns_through_the_view() -> None:
@@ -162,11 +163,20 @@ def test_forwards_every_hook_and_checks_its_argument() -> None:
 try:
     from optuna.testing.pytest_samplers import BasicSamplerTestCase
     from optuna.testing.pytest_samplers import RelativeSamplerTestCase
+
+    _HAVE_SUITES = True
 except ImportError:  # Optuna 4 ships no sampler suites
-    BasicSamplerTestCase = RelativeSamplerTestCase = object  # type: ignore[assignment,misc]
+
+    class BasicSamplerTestCase:  # type: ignore[no-redef]
+        pass
+
+    class RelativeSamplerTestCase:  # type: ignore[no-redef]
+        pass
+
+    _HAVE_SUITES = False
 
 
-@pytest.mark.skipif(BasicSamplerTestCase is object, reason="needs optuna.testing.pytest_samplers")
+@pytest.mark.skipif(not _HAVE_SUITES, reason="needs optuna.testing.pytest_samplers")
 class TestOptunaSamplerSuites(BasicSamplerTestCase, RelativeSamplerTestCase):  # type: ignore[misc,valid-type]
     @pytest.fixture
     def sampler(self) -> Callable[[], BaseSampler]:
