@@ -366,6 +366,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._prior_version = -1
         self._anchor: int | None = None  # the trial that finishes, so the prior can be checked
         self._audit_flagged: set[int] = set()  # audit trials whose would-prune step is written
+        self._hyper_cache: tuple[tuple[int, bool], list[str], np.ndarray] | None = None
         self._fallback = fallback
         self._n_folds = n_folds
         self._refit_every = refit_every
@@ -478,10 +479,21 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
 
     def _hyper_names(self) -> list[str]:
         """Parameters used as features: those the prior also has while it is in use."""
-        space = self._matrix.encoder.space
-        if self._prior is not None and self._prior_in_use():
-            return self._prior.prior.matching_params(space)
-        return list(space)
+        return self._hyper_features()[0]
+
+    def _hyper_features(self) -> tuple[list[str], np.ndarray]:
+        """Parameters used as features (those the prior also has while it is in use) and
+        their encoded columns; worked out once per feature layout, not per decision."""
+        key = (self._layout, self._prior_in_use())
+        if self._hyper_cache is None or self._hyper_cache[0] != key:
+            space = self._matrix.encoder.space
+            names = (
+                self._prior.prior.matching_params(space)
+                if self._prior is not None and key[1]
+                else list(space)
+            )
+            self._hyper_cache = (key, names, self._matrix.encoder.columns(names))
+        return self._hyper_cache[1], self._hyper_cache[2]
 
     def _update_prior_weight(self) -> None:
         assert self._prior is not None
@@ -529,7 +541,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         row = np.array([[curve.get(int(s), np.nan) for s in grid[: k + 1]]])
         if not np.isfinite(row).any():
             return None
-        columns = m.encoder.columns(self._hyper_names())
+        _, columns = self._hyper_features()
         hyper = m.encoder.encode(trial.params)[columns][None, :]
         X = np.hstack([forward_fill(row), hyper])
         mu_raw = float(selected.model.predict_arrays(X)[0])
@@ -635,13 +647,12 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             return cached
         if background and self._fits.is_pending(k):
             return cached
-        columns = m.encoder.columns(self._hyper_names())
+        names, columns = self._hyper_features()
         X = np.hstack([m.curves[usable, : k + 1], m.hyper[usable][:, columns]])
         y = m.finals[usable]
         groups = m.groups[usable]
         if prior_rows:
             assert self._prior is not None
-            names = self._hyper_names()
             curves, hyper = self._prior.features(grid, target, m.encoder, names)
             rows = self._prior.rows()
             prior_X = np.hstack([curves[rows, : k + 1], hyper[rows]])
