@@ -167,18 +167,33 @@ def prepare_study(
     return study
 
 
+@dataclass
+class _StopRequest:
+    """Set by the SIGTERM handler: the signal that asked this worker to stop, if any."""
+
+    signum: int | None = None
+
+    def check(self) -> None:
+        """Raise :class:`WorkerTerminated` if a stop was asked for."""
+        if self.signum is not None:
+            raise WorkerTerminated(f"signal {self.signum}")
+
+
 @contextmanager
-def _terminate_on_sigterm() -> Iterator[None]:
+def _terminate_on_sigterm() -> Iterator[_StopRequest]:
+    request = _StopRequest()
+
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise WorkerTerminated(f"signal {signum}")
+        request.signum = signum
+        request.check()
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread: leave signals alone
-        yield
+        yield request
         return
     try:
-        yield
+        yield request
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -210,7 +225,7 @@ def run_worker(
     counts = {state.name: 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     dashboard = config.make_dashboard_callback()
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
-    with _terminate_on_sigterm():
+    with _terminate_on_sigterm() as stop:
         while time.monotonic() < deadline:
             _fail_stale(study)
             trial = pop_waiting_trial(study)
@@ -221,7 +236,8 @@ def run_worker(
                     warnings.simplefilter("ignore")
                     trial = study.ask()
             trial.set_user_attr(WORKER_ATTR, worker_id)
-            frozen = _run_trial(study, trial, func)
+            frozen = _run_trial(study, trial, func, stop)
+            stop.check()  # a signal that library code swallowed still stops the worker
             counts[frozen.state.name] = counts.get(frozen.state.name, 0) + 1
             if dashboard is not None:
                 dashboard(study, frozen)
@@ -237,7 +253,10 @@ def _fail_stale(study: optuna.Study) -> None:
 
 
 def _run_trial(
-    study: optuna.Study, trial: optuna.Trial, func: Callable[[optuna.Trial], float]
+    study: optuna.Study,
+    trial: optuna.Trial,
+    func: Callable[[optuna.Trial], float],
+    stop: _StopRequest | None = None,
 ) -> FrozenTrial:
     try:
         with heartbeat(study, trial):
@@ -250,8 +269,13 @@ def _run_trial(
         study.tell(trial, state=TrialState.FAIL)
         _logger.warning("trial %d marked FAIL: the worker was stopped", trial.number)
         raise
-    except Exception:
+    except Exception as exc:
         frozen = study.tell(trial, state=TrialState.FAIL)
+        if stop is not None and stop.signum is not None:
+            # The signal landed inside library code (a storage lock, say), which turned it
+            # into another error: still a stop, not a failed trial to move on from.
+            _logger.warning("trial %d marked FAIL: the worker was stopped", trial.number)
+            raise WorkerTerminated(f"signal {stop.signum}") from exc
         _logger.exception("trial %d failed", trial.number)
         return frozen
     frozen = study.tell(trial, value)

@@ -286,3 +286,33 @@ def test_worker_on_a_missing_study_says_what_to_do(tmp_path: Path) -> None:
     result = _cli("worker", str(_study_file(tmp_path)), "--storage", url, cwd=tmp_path)
     assert result.returncode == 1
     assert "--workers 0" in result.stderr
+
+
+def test_sigterm_turned_into_another_error_by_library_code_still_stops(tmp_path: Path) -> None:
+    # SIGTERM can land inside library code that turns the worker's exception into its own
+    # error (Optuna's journal-file lock did, releasing twice); the worker still stops.
+    from optuna_lcpred.studyfile import load_study_file
+    from optuna_lcpred.worker import WorkerTerminated
+    from optuna_lcpred.worker import prepare_study
+    from optuna_lcpred.worker import run_worker
+
+    config = load_study_file(_study_file(tmp_path, n_trials=3))
+    storage = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    prepare_study(config, storage)
+    started: list[int] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        started.append(trial.number)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+        except BaseException as exc:
+            raise FileNotFoundError("lock file vanished") from exc
+        return 1.0
+
+    with pytest.raises(WorkerTerminated):
+        run_worker(config, storage, objective=objective)
+    study = optuna.load_study(study_name="replay", storage=storage)
+    assert started == [0]  # no further trial was started
+    assert study.trials[0].state == TrialState.FAIL
+    assert [t.state for t in study.trials[1:]] == [TrialState.WAITING] * 2
