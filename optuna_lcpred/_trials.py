@@ -56,6 +56,9 @@ class CompletedCurves:
         curves: ``{step: value}`` per trial (negated likewise).
         trials: The frozen trials themselves (parameters and distributions).
         version: Increases whenever trials are added; models keyed by it know when to refit.
+        predicted: The predicted final values (negated likewise) of the PRUNED trials that
+            carry one in the cache's ``predicted_key`` user attribute: with ``values``, what
+            every finished trial reached or was expected to reach.
     """
 
     numbers: list[int] = field(default_factory=list)
@@ -63,6 +66,7 @@ class CompletedCurves:
     curves: list[dict[int, float]] = field(default_factory=list)
     trials: list[FrozenTrial] = field(default_factory=list)
     version: int = 0
+    predicted: list[float] = field(default_factory=list)
 
 
 class StepValues:
@@ -102,7 +106,8 @@ class FinishedTrialCache:
     last call.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, predicted_key: str | None = None) -> None:
+        self._predicted_key = predicted_key
         self._study_key: tuple[int, int] | None = None
         self._seen: set[int] = set()
         self.data = CompletedCurves()
@@ -145,6 +150,13 @@ class FinishedTrialCache:
             curve = {int(s): sign * float(v) for s, v in trial.intermediate_values.items()}
             self.steps.add(curve)
             if trial.state != TrialState.COMPLETE:
+                predicted = (
+                    predicted_final_value(trial, self._predicted_key)
+                    if self._predicted_key is not None
+                    else None
+                )
+                if predicted is not None and math.isfinite(predicted):
+                    self.data.predicted.append(sign * predicted)
                 continue
             value = trial.value
             if value is None or not math.isfinite(value):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from scipy.stats import mannwhitneyu
 from scipy.stats import t as student_t
 
 from optuna_lcpred import _trials
@@ -62,6 +63,8 @@ _MIN_TRAIN_TRIALS = 3
 _MIN_PEERS = 20  # keep_top needs this many finished trials at a step to rank a trial there
 _REFIT_GROWTH = 0.1  # refit a step's model once its training set grew by this fraction
 _NEIGHBOURS = 30  # runs behind a local probability (used from 3 x this many cross-validated runs)
+_PRIOR_THRESHOLD_QUANTILE = 0.1  # a trial must be able to reach the prior's top decile
+_PRIOR_MATCH_P = 0.05  # ... unless the study's finals are significantly worse than the prior's
 
 
 def _make_candidate(name: str, n_observed: int, horizon: int) -> CurvePredictor:
@@ -254,6 +257,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         min_prob: Prune when P(final beats the threshold) is below this.
         threshold: ``"best"`` (the best COMPLETE value) or a quantile in (0, 1) of the COMPLETE
             values (e.g. 0.25; for a maximised study the quantile counts from the best end).
+            With a ``prior``, the final value of the prior's top decile (the ``0.1 / weight``
+            quantile) joins them while the study's finished trials, pruned ones at their
+            predicted final value, are not significantly worse than the prior's runs
+            (one-sided Mann-Whitney test, p >= 0.05).
         predictor: ``"auto"``, one of ``"last"``, ``"linear"``, ``"powerlaw"``, ``"svr"``,
             ``"qsvr"``, or an unfitted :class:`~optuna_lcpred.predictors.CurvePredictor`.
         audit_fraction: Fraction of trials, chosen from the trial number, never pruned for a
@@ -364,6 +371,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         if prior is not None:
             self._prior = PriorTrainingSet(load_prior(prior), size=prior_size)
         self._prior_version = -1
+        self._prior_checked = (-1, 0)
+        self._prior_good_final: float | None = None  # joins the threshold (loss orientation)
         self._anchor: int | None = None  # the trial that finishes, so the prior can be checked
         self._audit_flagged: set[int] = set()  # audit trials whose would-prune step is written
         self._hyper_cache: tuple[tuple[int, bool], list[str], np.ndarray] | None = None
@@ -377,7 +386,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._store_for: tuple[int, int] | None = None
         self.n_shared_loads = 0
         self.n_shared_rejects = 0
-        self._cache = _trials.FinishedTrialCache()
+        self._cache = _trials.FinishedTrialCache(predicted_key=ATTR_PRED_FINAL)
         self._matrix = _CompletedMatrix()
         self._models: dict[int, _StepModel] = {}
         self._classical: dict[int, _StepModel] = {}  # decide while a background fit runs
@@ -415,9 +424,13 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 self._models.clear()
                 self._classical.clear()
                 self._layout += 1
-            if self._prior is not None and self._prior_version != data.version:
-                self._prior_version = data.version
-                self._update_prior_weight()
+            if self._prior is not None:
+                if self._prior_version != data.version:
+                    self._prior_version = data.version
+                    self._update_prior_weight()
+                if self._prior_checked != (data.version, len(data.predicted)):
+                    self._prior_checked = (data.version, len(data.predicted))
+                    self._update_prior_threshold(data.predicted)
             n_prior = self._prior.n_used if self._prior is not None else 0
             if n_prior and not data.values:
                 # Nothing of this study's own has finished, so nothing can show whether the
@@ -473,6 +486,44 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
 
     def _prior_finals(self) -> np.ndarray:
         return self._prior.prior.finals if self._prior is not None else np.zeros(0)
+
+    def _threshold_pool(self) -> np.ndarray:
+        """The finals the threshold is taken from (loss orientation).
+
+        The study's own finished trials, joined by the prior runs in use: a prior from the
+        same task says what a good run reaches long before the study has found one. Until a
+        trial of its own has finished, nothing has checked the prior, so a study with a prior
+        must only beat the prior's median run (only clearly hopeless trials stop that early).
+        """
+        own = self._matrix.finals
+        if not len(own):
+            return np.array([np.median(self._prior_finals())])
+        if self._prior_good_final is None:
+            return own
+        return np.append(own, self._prior_good_final)
+
+    def _update_prior_threshold(self, predicted: list[float]) -> None:
+        """What a good run of the prior reached, if the study's finals look like the prior's.
+
+        The prior's top decile (a weaker quantile as its weight falls) joins the threshold
+        while a one-sided Mann-Whitney test does not find the study's finished trials worse
+        than the prior's runs (p >= 0.05). The study's side is every finished trial: COMPLETE
+        ones at their final value, pruned ones at their predicted final value (the survivors
+        alone would look better than the study is). The weight alone cannot guard this: a
+        prior from another task may map partial curves to finals well (so it keeps its
+        weight) while its finals lie where this study never gets, and a threshold there would
+        stop every trial.
+        """
+        self._prior_good_final = None
+        own = np.concatenate([self._matrix.finals, predicted])
+        own = own[np.isfinite(own)]
+        if self._prior is None or not self._prior.n_used or not len(own):
+            return
+        prior = self._prior.prior.finals[self._prior.rows()]
+        if mannwhitneyu(own, prior, alternative="greater").pvalue < _PRIOR_MATCH_P:
+            return
+        q = min(0.5, _PRIOR_THRESHOLD_QUANTILE / self._prior.weight)
+        self._prior_good_final = float(np.quantile(prior, q))
 
     def _prior_in_use(self) -> bool:
         return self._prior is not None and self._prior.n_used > 0
@@ -547,9 +598,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         mu_raw = float(selected.model.predict_arrays(X)[0])
         scale = selected.scale
         mu = float(scale.forward(mu_raw))
-        # Until a trial of its own has finished, a study with a prior must beat the prior's
-        # median run: only clearly hopeless trials are stopped that early.
-        finals = m.finals if len(m.finals) else np.array([np.median(self._prior_finals())])
+        finals = self._threshold_pool()
         threshold_raw = (
             float(finals.min())
             if self._threshold == "best"

@@ -190,3 +190,58 @@ def test_the_prior_weight_falls_when_the_study_contradicts_it() -> None:
 def test_prior_options_are_checked() -> None:
     with pytest.raises(ValueError, match="prior_size must be an integer >= 1, got 0"):
         LCPredictionPruner(prior=make_table(), prior_size=0)
+
+
+def _decide_after(
+    prior: CurveTable, own: CurveTable, rows: list[int]
+) -> tuple[LCPredictionPruner, dict[str, Any]]:
+    """A study with ``prior`` whose own trials replay ``own``'s ``rows`` to the end; returns
+    the pruner and the annotations of one more trial's decision at step 2."""
+    pruner = LCPredictionPruner(prior=prior, n_startup_trials=3, keep_top=0.0)
+    study = optuna.create_study(pruner=pruner)
+    for row in rows:
+        study.enqueue_trial({"lr": float(own.params["lr"][row]), "width": 32})
+        trial = study.ask(SPACE)
+        for step, value in enumerate(own.curves[row]):
+            trial.report(float(value), step)
+        study.tell(trial, float(own.curves[row, -1]))
+    study.enqueue_trial({"lr": 1e-2, "width": 32})
+    trial = study.ask(SPACE)
+    for step in range(3):
+        trial.report(float(own.curves[rows[0], step]), step)
+        trial.should_prune()
+    return pruner, study.trials[trial.number].user_attrs
+
+
+def test_a_prior_from_the_same_task_sets_the_bar_at_its_top_decile() -> None:
+    prior = make_table(80, 12, seed=3)
+    same_task = make_table(80, 12, seed=4)
+    # Three of the study's own runs finish, none of them among the task's best.
+    middle = np.argsort(same_task.final_values)[38:41].tolist()
+    pruner, attrs = _decide_after(prior, same_task, middle)
+    assert pruner._prior is not None and pruner._prior.weight == 1.0
+    in_use = prior.final_values[pruner._prior.rows()]
+    # Beating the best of three middling runs is not enough: a trial must be able to reach
+    # what the prior's good runs reached.
+    assert attrs["lcpred:threshold"] == pytest.approx(np.quantile(in_use, 0.1))
+    assert attrs["lcpred:threshold"] < same_task.final_values[middle].min()
+
+
+def test_a_prior_of_only_good_runs_does_not_set_the_bar() -> None:
+    # An earlier campaign that a sampler steered to the good region: the same task (its
+    # runs stay in use as training rows), but they end far better than this study's do.
+    task = make_table(200, 12, seed=3)
+    best = np.argsort(task.final_values)[:40]
+    prior = CurveTable(
+        params={k: v[best] for k, v in task.params.items()},
+        steps=task.steps,
+        curves=task.curves[best],
+        name="tuned",
+    )
+    own = make_table(80, 12, seed=4)
+    rows = list(range(8))
+    pruner, attrs = _decide_after(prior, own, rows)
+    assert pruner._prior is not None and pruner._prior.n_used > 0
+    # The study's finished trials are significantly worse than the prior's runs, so the bar
+    # is the study's own best.
+    assert attrs["lcpred:threshold"] == pytest.approx(own.final_values[rows].min())
