@@ -367,6 +367,28 @@ def test_incremental_matrix_equals_a_rebuild() -> None:
         np.testing.assert_array_equal(getattr(incremental, name), getattr(fresh, name), name)
 
 
+def test_the_cache_keeps_the_predicted_finals_of_pruned_trials() -> None:
+    from optuna_lcpred._trials import FinishedTrialCache
+
+    study = optuna.create_study(direction="maximize")
+    for state, attrs in [
+        (TrialState.COMPLETE, {}),
+        (TrialState.PRUNED, {"lcpred:pred_final": 0.25}),
+        (TrialState.PRUNED, {}),  # pruned by another pruner: no prediction
+        (TrialState.PRUNED, {"lcpred:pred_final": float("nan")}),
+        (TrialState.FAIL, {"lcpred:pred_final": 0.5}),
+    ]:
+        trial = study.ask(SPACE)
+        trial.report(0.1, 0)
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, 0.3 if state == TrialState.COMPLETE else None, state=state)
+    data = FinishedTrialCache(predicted_key="lcpred:pred_final").refresh(study)
+    # Direction-normalised like the finals: a maximised study's values are negated.
+    assert data.values == [-0.3] and data.predicted == [-0.25]
+    assert FinishedTrialCache().refresh(study).predicted == []
+
+
 def test_annotations_are_overwritten_in_one_batch_on_rdb(tmp_path: Path) -> None:
     study, _ = make_study(storage=f"sqlite:///{tmp_path / 's.db'}")
     study.enqueue_trial({"x": 0.5})
