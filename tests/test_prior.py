@@ -150,48 +150,6 @@ def _with_curves(table: CurveTable, curves: np.ndarray) -> CurveTable:
     return CurveTable(params=table.params, steps=table.steps, curves=curves, name=table.name)
 
 
-def _study_with_prior(prior: CurveTable, own: CurveTable, n_own: int) -> LCPredictionPruner:
-    """A study whose own trials replay ``own``'s first rows to the end."""
-    pruner = LCPredictionPruner(prior=prior, n_startup_trials=3)
-    study = optuna.create_study(pruner=pruner)
-    for row in range(n_own):
-        study.enqueue_trial({"lr": float(own.params["lr"][row]), "width": 32})
-        trial = study.ask(SPACE)
-        for step, value in enumerate(own.curves[row]):
-            trial.report(float(value), step)
-        study.tell(trial, float(own.curves[row, -1]))
-    # One more decision, so the pruner sees the finished trials and updates the weight.
-    study.enqueue_trial({"lr": 1e-2, "width": 32})
-    trial = study.ask(SPACE)
-    trial.report(float(own.curves[0, 0]), 0)
-    trial.report(float(own.curves[0, 1]), 1)
-    trial.should_prune()
-    return pruner
-
-
-def test_the_prior_weight_falls_when_the_study_contradicts_it() -> None:
-    prior = make_table(80, 12, seed=3)
-    same_task = make_table(80, 12, seed=4)
-    agreeing = _study_with_prior(prior, same_task, 6)
-    # The study's runs land where the prior's models expect: the prior keeps its weight.
-    assert agreeing._prior is not None and agreeing._prior.weight >= 0.8
-    # Another task: the same early curves, but every run gets stuck at 2.0 from step 3 on.
-    other_task = make_table(80, 12, seed=4)
-    stuck = other_task.curves.copy()
-    stuck[:, 3:] = 2.0
-    other_task = _with_curves(other_task, stuck)
-    contradicted = _study_with_prior(prior, other_task, 6)
-    assert contradicted._prior is not None
-    assert contradicted._prior.weight < 0.2 and contradicted._prior.n_used == 0
-    # Switched off: the models learn from the study's own trials only.
-    assert contradicted._hyper_names() == ["lr", "width"]
-
-
-def test_prior_options_are_checked() -> None:
-    with pytest.raises(ValueError, match="prior_size must be an integer >= 1, got 0"):
-        LCPredictionPruner(prior=make_table(), prior_size=0)
-
-
 def _decide_after(
     prior: CurveTable, own: CurveTable, rows: list[int]
 ) -> tuple[LCPredictionPruner, dict[str, Any]]:
@@ -211,6 +169,29 @@ def _decide_after(
         trial.report(float(own.curves[rows[0], step]), step)
         trial.should_prune()
     return pruner, study.trials[trial.number].user_attrs
+
+
+def test_the_prior_weight_falls_when_the_study_contradicts_it() -> None:
+    prior = make_table(80, 12, seed=3)
+    same_task = make_table(80, 12, seed=4)
+    agreeing, _ = _decide_after(prior, same_task, list(range(6)))
+    # The study's runs land where the prior's models expect: the prior keeps its weight.
+    assert agreeing._prior is not None and agreeing._prior.weight >= 0.8
+    # Another task: the same early curves, but every run gets stuck at 2.0 from step 3 on.
+    other_task = make_table(80, 12, seed=4)
+    stuck = other_task.curves.copy()
+    stuck[:, 3:] = 2.0
+    other_task = _with_curves(other_task, stuck)
+    contradicted, _ = _decide_after(prior, other_task, list(range(6)))
+    assert contradicted._prior is not None
+    assert contradicted._prior.weight < 0.2 and contradicted._prior.n_used == 0
+    # Switched off: the models learn from the study's own trials only.
+    assert contradicted._hyper_names() == ["lr", "width"]
+
+
+def test_prior_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="prior_size must be an integer >= 1, got 0"):
+        LCPredictionPruner(prior=make_table(), prior_size=0)
 
 
 def test_a_prior_from_the_same_task_sets_the_bar_at_its_top_decile() -> None:
