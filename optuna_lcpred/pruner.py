@@ -375,6 +375,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._prior_good_final: float | None = None  # joins the threshold (loss orientation)
         self._anchor: int | None = None  # the trial that finishes, so the prior can be checked
         self._audit_flagged: set[int] = set()  # audit trials whose would-prune step is written
+        # The last milestone prediction (percent of training) written, per trial number.
+        # Remembered here because the trial handed to ``prune`` is Optuna's cached copy, which
+        # never shows what the pruner wrote to the storage itself.
+        self._milestone_written: dict[int, int] = {}
         self._hyper_cache: tuple[tuple[int, bool], list[str], np.ndarray] | None = None
         self._fallback = fallback
         self._n_folds = n_folds
@@ -638,9 +642,15 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         }
         if self._prior is not None:
             attrs[ATTR_PRIOR_WEIGHT] = self._prior.weight
+        written = self._milestone_written.get(trial.number, 0)
         for percent in MILESTONES:
             key = f"lcpred:pred_at_{percent}pct"
-            if key not in trial.user_attrs and step + 1 >= percent / 100 * (target + 1):
+            if (
+                percent > written
+                and key not in trial.user_attrs
+                and step + 1 >= percent / 100 * (target + 1)
+            ):
+                self._milestone_written[trial.number] = percent
                 attrs[key] = attrs[ATTR_PRED_FINAL]
                 attrs[f"lcpred:std_at_{percent}pct"] = attrs[ATTR_PRED_STD]
         prune = prob < self._min_prob

@@ -464,3 +464,22 @@ def test_default_warm_up_never_stops_a_trial_on_its_first_report() -> None:
     assert not pruned
     _, pruned = running(study, 0.95, [50.0, 49.0])
     assert pruned
+
+
+def test_milestone_predictions_keep_the_prediction_made_at_the_milestone() -> None:
+    # Optuna hands the pruner a cached copy of the trial that never shows the attributes the
+    # pruner itself wrote, so the pruner must remember which milestones it has written.
+    study, _ = make_study()
+    study.enqueue_trial({"x": 0.5})
+    trial = study.ask(SPACE)
+    predictions = []
+    for step in range(STEPS - 1):
+        trial.report(0.5 + 2.0 / (step + 1) + 0.05 * step, step)  # below every finished curve
+        assert not trial.should_prune()
+        predictions.append(study.trials[trial.number].user_attrs["lcpred:pred_final"])
+    attrs = study.trials[trial.number].user_attrs
+    # 10 % of 10 steps is reached after step 0, 25 % after step 2, 50 % after step 4.
+    assert attrs["lcpred:pred_at_10pct"] == predictions[0]
+    assert attrs["lcpred:pred_at_25pct"] == predictions[2]
+    assert attrs["lcpred:pred_at_50pct"] == predictions[4]
+    assert len({predictions[0], predictions[2], predictions[4], predictions[-1]}) == 4
