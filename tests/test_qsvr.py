@@ -210,13 +210,18 @@ def test_the_pruner_never_waits_for_the_annealer() -> None:
     assert pruner._models == {} and pruner._classical[2].selected.name != "qsvr"
     gated.gate.set()
     assert pruner.wait_for_fits(60)
-    # Once the background fit is in, its selection decides: the annealer-trained SVR took the
-    # classical SVR's place among the candidates and was cross-validated like them.
-    assert set(pruner._models[2].selected.cv_error) == {"last", "linear", "powerlaw", "qsvr"}
+    # Once the background fit is in, its selection decides: the annealer-trained SVR joined
+    # the classical candidates (the classical SVR too) and was cross-validated like them.
+    everyone = {"last", "linear", "powerlaw", "svr", "qsvr"}
+    assert set(pruner._models[2].selected.cv_error) == everyone
     trial.report(5.0, 3)
     trial.should_prune()
     assert pruner.wait_for_fits(60)
-    assert set(pruner._models[3].selected.cv_error) == {"last", "linear", "powerlaw", "qsvr"}
+    assert set(pruner._models[3].selected.cv_error) == everyone
+    # Every fit is counted under the predictor it chose: per step, the classical stand-in that
+    # decided while the annealer ran and the background fit.
+    assert sum(pruner.selections.values()) == 4
+    assert set(pruner.selections) <= everyone
     assert isinstance(study.trials[trial.number].user_attrs["lcpred:prob_improve"], float)
 
 
