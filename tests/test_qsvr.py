@@ -11,6 +11,7 @@ import numpy as np
 import optuna
 import pytest
 from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
 
 from optuna_lcpred import LCPredictionPruner
 from optuna_lcpred.features import RobustScale
@@ -223,6 +224,39 @@ def test_the_pruner_never_waits_for_the_annealer() -> None:
     assert sum(pruner.selections.values()) == 4
     assert set(pruner.selections) <= everyone
     assert isinstance(study.trials[trial.number].user_attrs["lcpred:prob_improve"], float)
+
+
+def test_a_stale_annealer_fit_gives_way_to_the_classical_models() -> None:
+    gated = _GatedSampler()
+    pruner = LCPredictionPruner(3, predictor="qsvr", annealer=gated, qsvr_options={"num_reads": 5})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(0), pruner=pruner)
+    _run_finished_trials(study, 8)
+    gated.gate.set()
+
+    def decide() -> float:
+        trial = study.ask({"x": FloatDistribution(0.0, 1.0)})
+        trial.report(1.5, 2)
+        trial.should_prune()
+        assert pruner.wait_for_fits(60)
+        n_train = study.trials[trial.number].user_attrs["lcpred:n_train"]
+        study.tell(trial, state=TrialState.FAIL)
+        return float(n_train)
+
+    decide()  # queues the step's first annealer fit, which lands on 8 runs
+    assert pruner._models[2].n_rows == 8
+    assert decide() == 8.0  # the annealer's fit is current: it decides
+    gated.gate.clear()
+    _run_finished_trials(study, 2)
+    # The annealer's refit on 10 runs is held open; its fit on 8 runs is stale, so the classical
+    # models, refitted on the 10 runs now finished, decide (not a model one refit behind).
+    trial = study.ask({"x": FloatDistribution(0.0, 1.0)})
+    trial.report(1.5, 2)
+    trial.should_prune()
+    assert study.trials[trial.number].user_attrs["lcpred:n_train"] == 10.0
+    assert pruner._models[2].n_rows == 8
+    gated.gate.set()
+    assert pruner.wait_for_fits(60)
+    assert pruner._models[2].n_rows == 10
 
 
 def test_pruner_checks_its_annealer_settings() -> None:
