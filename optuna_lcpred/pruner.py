@@ -380,11 +380,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._prior_checked = (-1, 0)
         self._prior_good_final: float | None = None  # joins the threshold (loss orientation)
         self._anchor: int | None = None  # the trial that finishes, so the prior can be checked
-        self._audit_flagged: set[int] = set()  # audit trials whose would-prune step is written
-        # The last milestone prediction (percent of training) written, per trial number.
-        # Remembered here because the trial handed to ``prune`` is Optuna's cached copy, which
-        # never shows what the pruner wrote to the storage itself.
-        self._milestone_written: dict[int, int] = {}
+        # Keys written once per trial (the audit's would-prune step, the milestone predictions),
+        # by trial number. Remembered here because the trial handed to ``prune`` is Optuna's
+        # cached copy, which never shows what the pruner wrote to the storage itself.
+        self._written_once: dict[int, set[str]] = {}
         self._hyper_cache: tuple[tuple[int, bool], list[str], np.ndarray] | None = None
         self._fallback = fallback
         self._n_folds = n_folds
@@ -464,21 +463,22 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             return False if audit else self._fallback_prune(study, trial)
         attrs = decision.attrs
         prune = decision.prune and not audit
-        if (
-            audit
-            and decision.prune
-            and ATTR_AUDIT_WOULD_PRUNE not in trial.user_attrs
-            and trial.number not in self._audit_flagged
-        ):
+        if audit and decision.prune and self._first_write(trial, ATTR_AUDIT_WOULD_PRUNE):
             # Where the pruner would have stopped it: with the trial's final value, this is
-            # the live false-prune rate. (Remembered here too, since the write is in the
-            # background and the next step's trial may not show it yet.)
-            self._audit_flagged.add(trial.number)
+            # the live false-prune rate.
             attrs = {**attrs, ATTR_AUDIT_WOULD_PRUNE: float(step)}
         # A decision to prune is written before the trial ends, so the pruned trial shows why;
         # the others go to a background writer and cost the training loop no database commit.
         _trials.set_float_user_attrs(study, trial, attrs, wait=prune)
         return prune
+
+    def _first_write(self, trial: FrozenTrial, key: str) -> bool:
+        """True the first time ``key`` is to be written on ``trial`` (and remembers it)."""
+        written = self._written_once.setdefault(trial.number, set())
+        if key in written or key in trial.user_attrs:
+            return False
+        written.add(key)
+        return True
 
     def _fallback_prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         return self._fallback.prune(study, trial) if self._fallback is not None else False
@@ -651,15 +651,9 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         }
         if self._prior is not None:
             attrs[ATTR_PRIOR_WEIGHT] = self._prior.weight
-        written = self._milestone_written.get(trial.number, 0)
         for percent in MILESTONES:
             key = f"lcpred:pred_at_{percent}pct"
-            if (
-                percent > written
-                and key not in trial.user_attrs
-                and step + 1 >= percent / 100 * (target + 1)
-            ):
-                self._milestone_written[trial.number] = percent
+            if step + 1 >= percent / 100 * (target + 1) and self._first_write(trial, key):
                 attrs[key] = attrs[ATTR_PRED_FINAL]
                 attrs[f"lcpred:std_at_{percent}pct"] = attrs[ATTR_PRED_STD]
         prune = prob < self._min_prob
@@ -681,10 +675,9 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         if self._background and (model is None or self._sampler is not None):
             # The step's first background fit is still running, or (annealer) the latest one
             # was trained on fewer runs than are now finished: the classical models, refitted
-            # here on every run as the classical pruner would (milliseconds), decide. A model
-            # one refit behind costs more than the annealer gains: with fit_in_background=True
-            # alone the classical pruner lost the best trial in one more seed on each of two
-            # LCBench tables (regret 0.066 -> 0.107, 0.190 -> 0.275).
+            # at once as the classical pruner would (milliseconds), decide. A model one refit
+            # behind costs more than the annealer gains (docs/benchmarks.md, "Inside the
+            # pruner").
             classical = self._step_model(
                 study, k, target, self._classical, self._classical_candidates, False, False
             )
@@ -769,9 +762,9 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             )
 
         if not background:
-            store[k] = fit()  # the caller holds the lock
-            self.selections[store[k].selected.name] += 1
-            return store[k]
+            model = store[k] = fit()
+            self.selections[model.selected.name] += 1  # the caller holds the lock
+            return model
 
         def job() -> None:
             model = fit()
