@@ -18,7 +18,6 @@ import statistics
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import optuna
 
@@ -26,21 +25,13 @@ from optuna_lcpred.bench.pruners import make_pruner
 from optuna_lcpred.bench.pruners import parse_pruner_spec
 from optuna_lcpred.bench.replay import replay
 from optuna_lcpred.curves import CurveTable
-from optuna_lcpred.curves import read_curve_table
+from optuna_lcpred.curves import read_curve_tables
 from optuna_lcpred.pruner import LCPredictionPruner
 
 
 _DEFAULT_SPEC = (
     "lcpred:predictor=qsvr,qsvr_options.num_reads=20,qsvr_options.sampler_params.num_sweeps=200"
 )
-
-
-def _tables(specs: list[str]) -> list[CurveTable]:
-    files: list[Path] = []
-    for spec in specs:
-        path = Path(spec)
-        files.extend(sorted(path.glob("*.csv")) if path.is_dir() else [path])
-    return [read_curve_table(f) for f in files]
 
 
 def _one(args: tuple[CurveTable, str, int, int]) -> tuple[str, float, float, dict[str, int]]:
@@ -60,7 +51,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=150)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
-    tables = _tables(args.tables)
+    tables = read_curve_tables(args.tables)
     jobs = [(t, args.spec, s, args.trials) for t in tables for s in range(args.seeds)]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

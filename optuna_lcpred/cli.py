@@ -21,9 +21,8 @@ from typing import Any
 import optuna
 
 from optuna_lcpred import __version__
-from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.curves import CurveTableError
-from optuna_lcpred.curves import read_curve_table
+from optuna_lcpred.curves import read_curve_tables
 
 
 _logger = logging.getLogger("optuna.lcpred.cli")
@@ -124,11 +123,11 @@ class _Bench(_BaseCommand):
             raise CLIUsageError(f"--prior-split must be in (0, 1), got {args.prior_split}")
         if args.unique_rows and args.sampler is None:
             raise CLIUsageError("--unique-rows needs --sampler (drawn rows never repeat)")
-        prior = _load_tables([args.prior])[0] if args.prior else None
+        prior = read_curve_tables([args.prior])[0] if args.prior else None
         if args.plot:
             _check_matplotlib()
         specs = parse_pruner_list(args.pruners or [DEFAULT_PRUNERS])
-        tables = _load_tables(args.tables)
+        tables = read_curve_tables(args.tables)
         total = len(tables) * len(specs) * args.seeds
         seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         with tqdm(
@@ -206,7 +205,7 @@ class _Evaluate(_BaseCommand):
                 raise CLIUsageError(
                     f"--fractions: {text.strip()!r} is not a number; expected e.g. 0.1,0.25,0.5"
                 ) from None
-        tables = _load_tables(args.tables)
+        tables = read_curve_tables(args.tables)
         results = {
             table.name: evaluate_table(
                 table, predictors, fractions, folds=args.folds, seed=args.seed
@@ -582,25 +581,6 @@ def _check_matplotlib() -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise CLIUsageError('--plot needs matplotlib: pip install "optuna-lcpred[plot]"') from None
-
-
-def _load_tables(specs: Sequence[str]) -> list[CurveTable]:
-    files: list[str | Path] = []
-    for spec in specs:
-        path = Path(spec)
-        if path.is_dir():
-            found = sorted(path.glob("*.csv"))
-            if not found:
-                raise CLIUsageError(f"folder {spec!r} holds no .csv curve table")
-            files.extend(found)
-        else:
-            files.append(spec)
-    tables = [read_curve_table(f) for f in files]
-    names = [t.name for t in tables]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise CLIUsageError(f"two tables share the name(s) {', '.join(duplicates)}")
-    return tables
 
 
 def _nan_to_none(value: Any) -> Any:

@@ -36,6 +36,7 @@ __all__ = [
     "CurveTable",
     "CurveTableError",
     "read_curve_table",
+    "read_curve_tables",
     "resolve_table_path",
     "study_to_curve_table",
     "write_curve_table",
@@ -302,6 +303,37 @@ def read_curve_table(path: str | Path, *, name: str | None = None) -> CurveTable
     steps = np.array([step for _, step in loss_columns], dtype=np.int64)
     params = {pname: _column_from_text(cells) for pname, cells in raw_params.items()}
     return CurveTable(params=params, steps=steps, curves=curves, name=name or file.stem)
+
+
+def read_curve_tables(specs: Iterable[str | Path]) -> list[CurveTable]:
+    """Read every table named by ``specs``: CSV files, folders (their ``*.csv`` files, in name
+    order) or bundled table names, as the ``bench`` and ``evaluate`` commands take them.
+
+    Raises:
+        CurveTableError: A folder holds no CSV file, or two tables share a name (results are
+            reported by table name).
+        FileNotFoundError: A spec is neither a file, a folder nor a bundled table.
+
+    Example:
+        >>> [t.name for t in read_curve_tables(["mlpf_delphes"])]
+        ['mlpf_delphes']
+    """
+    files: list[str | Path] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(path.glob("*.csv"))
+            if not found:
+                raise CurveTableError(f"folder {str(spec)!r} holds no .csv curve table")
+            files.extend(found)
+        else:
+            files.append(spec)
+    tables = [read_curve_table(f) for f in files]
+    names = [t.name for t in tables]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise CurveTableError(f"two tables share the name(s) {', '.join(duplicates)}")
+    return tables
 
 
 def write_curve_table(table: CurveTable, path: str | Path | TextIO) -> None:

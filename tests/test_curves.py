@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.curves import CurveTableError
 from optuna_lcpred.curves import read_curve_table
+from optuna_lcpred.curves import read_curve_tables
 from optuna_lcpred.curves import resolve_table_path
 from optuna_lcpred.curves import study_to_curve_table
 from optuna_lcpred.curves import write_curve_table
@@ -213,3 +214,26 @@ def test_subset_keeps_rows_in_order() -> None:
     sub = table.subset([3, 1])
     np.testing.assert_array_equal(sub.curves, table.curves[[3, 1]])
     assert sub.params["activation"].tolist() == table.params["activation"][[3, 1]].tolist()
+
+
+def test_read_curve_tables_expands_folders_in_name_order(tmp_path: Path) -> None:
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    write_curve_table(make_table(6, 4), folder / "b.csv")
+    write_curve_table(make_table(5, 3), folder / "a.csv")
+    tables = read_curve_tables([folder, "mlpf_delphes"])
+    assert [t.name for t in tables] == ["a", "b", "mlpf_delphes"]
+    assert [t.n_trials for t in tables[:2]] == [5, 6]
+
+
+def test_read_curve_tables_refuses_empty_folders_and_name_clashes(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CurveTableError, match=r"holds no \.csv"):
+        read_curve_tables([empty])
+    other = tmp_path / "other"
+    other.mkdir()
+    write_curve_table(make_table(5, 3), tmp_path / "a.csv")
+    write_curve_table(make_table(5, 3), other / "a.csv")
+    with pytest.raises(CurveTableError, match="share the name"):
+        read_curve_tables([tmp_path / "a.csv", other])
