@@ -65,6 +65,7 @@ _MIN_PEERS = 20  # keep_top needs this many finished trials at a step to rank a 
 _REFIT_GROWTH = 0.1  # refit a step's model once its training set grew by this fraction
 _NEIGHBOURS = 30  # runs behind a local probability (used from 3 x this many cross-validated runs)
 _PRIOR_THRESHOLD_QUANTILE = 0.1  # a trial must be able to reach the prior's top decile
+_WRITTEN_ONCE_TRIM = 256  # trials remembered in the written-once record before finished ones go
 _PRIOR_MATCH_P = 0.05  # ... unless the study's finals are significantly worse than the prior's
 
 
@@ -431,6 +432,11 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         decision: _Decision | None = None
         with self._lock:
             data = self._cache.refresh(study)
+            if len(self._written_once) > _WRITTEN_ONCE_TRIM:
+                # Finished trials are never decided again: forget what was written on them,
+                # so a long-running worker's record stays the size of its running trials.
+                for number in [n for n in self._written_once if self._cache.is_finished(n)]:
+                    del self._written_once[number]
             if self._matrix.update(data):
                 # New steps or parameters: every model is stale.
                 self._models.clear()

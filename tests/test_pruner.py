@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from optuna_lcpred import LCPredictionPruner
 from optuna_lcpred import LinearLastValuePredictor
+from optuna_lcpred import pruner as pruner_module
 from optuna_lcpred._trials import flush_annotations
 from optuna_lcpred.predictors import selection
 
@@ -483,3 +484,23 @@ def test_milestone_predictions_keep_the_prediction_made_at_the_milestone() -> No
     assert attrs["lcpred:pred_at_25pct"] == predictions[2]
     assert attrs["lcpred:pred_at_50pct"] == predictions[4]
     assert len({predictions[0], predictions[2], predictions[4], predictions[-1]}) == 4
+
+
+def test_written_once_record_forgets_finished_trials(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker that runs for weeks must not remember every trial it ever annotated.
+    monkeypatch.setattr(pruner_module, "_WRITTEN_ONCE_TRIM", 3)
+    study, pruner = make_study()
+    annotated = []
+    for _ in range(6):
+        trial, pruned = running(study, 0.95, [50.0, 49.0, 48.0])  # past the 10 % milestone
+        assert pruned
+        study.tell(trial, state=TrialState.PRUNED)
+        annotated.append(trial.number)
+    live, _ = running(study, 0.0, [0.5, 0.4, 0.3])  # still running: its record stays
+    assert set(pruner._written_once) <= {*annotated[-3:], live.number}
+    assert live.number in pruner._written_once
+    # Forgetting finished trials does not write a milestone twice on a running one.
+    first = study.trials[live.number].user_attrs["lcpred:pred_at_10pct"]
+    live.report(0.2, 3)
+    assert not live.should_prune()
+    assert study.trials[live.number].user_attrs["lcpred:pred_at_10pct"] == first
