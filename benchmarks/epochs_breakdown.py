@@ -1,0 +1,93 @@
+"""Where a pruner's epochs go: startup trials, later COMPLETE trials, and pruned trials by how
+far they trained before they were stopped.
+
+    python benchmarks/epochs_breakdown.py ../shared/data/mlpf_delphes.csv \
+        ../shared/data/lcbench ../shared/data/taskset [--spec lcpred] [--seeds 5] \
+        [--trials 150] [--jobs 2] [--startup 5]
+
+Runs the same replays as ``optuna-lcpred bench --pruners SPEC`` (same rows, seeds and
+decisions) and prints, per table, each part as a fraction of the steps of training every drawn
+trial fully (the parts add up to the bench's epochs fraction; mean over seeds):
+
+- ``startup``: the first ``n_startup_trials`` COMPLETE trials (5 for ``lcpred``), which a
+  pruner without a prior must train before any prediction;
+- ``complete``: the COMPLETE trials after those;
+- ``pruned <10%`` ... ``pruned >=60%``: PRUNED trials, by the fraction of the training they
+  had done when they were stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import optuna
+
+from optuna_lcpred.bench.pruners import make_pruner
+from optuna_lcpred.bench.pruners import parse_pruner_spec
+from optuna_lcpred.bench.replay import ReplayResult
+from optuna_lcpred.bench.replay import replay
+from optuna_lcpred.curves import CurveTable
+from optuna_lcpred.curves import read_curve_tables
+
+
+_PARTS = ("startup", "complete", "pruned <10%", "10-30%", "30-60%", ">=60%")
+_BOUNDS = ((0.1, "pruned <10%"), (0.3, "10-30%"), (0.6, "30-60%"))
+
+
+def breakdown(result: ReplayResult, n_startup: int) -> dict[str, float]:
+    """Each part's steps over the steps of training every drawn trial fully."""
+    parts = dict.fromkeys(_PARTS, 0.0)
+    n_complete = 0
+    for trial in sorted(result.trials, key=lambda t: t.number):
+        if trial.state == "COMPLETE":
+            n_complete += 1
+            parts["startup" if n_complete <= n_startup else "complete"] += trial.steps_trained
+            continue
+        fraction = trial.steps_trained / result.n_steps
+        key = next((name for bound, name in _BOUNDS if fraction < bound), ">=60%")
+        parts[key] += trial.steps_trained
+    total = float(len(result.trials) * result.n_steps)
+    return {name: steps / total for name, steps in parts.items()}
+
+
+def _one(args: tuple[CurveTable, str, int, int, int]) -> tuple[str, dict[str, float]]:
+    table, spec_text, seed, n_trials, n_startup = args
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner = make_pruner(parse_pruner_spec(spec_text), table.n_steps)
+    result = replay(table, pruner, n_trials=n_trials, seed=seed, label=spec_text)
+    return table.name, breakdown(result, n_startup)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tables", nargs="+")
+    parser.add_argument("--spec", default="lcpred")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=150)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--startup", type=int, default=5, help="the pruner's n_startup_trials (lcpred: 5)"
+    )
+    args = parser.parse_args()
+    tables = read_curve_tables(args.tables)
+    jobs = [
+        (t, args.spec, s, args.trials, args.startup) for t in tables for s in range(args.seeds)
+    ]
+    start = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(_one, jobs))
+    print(f"{args.spec}, {args.trials} trials, seeds 0-{args.seeds - 1}")
+    print(f"{'table':40s}" + "".join(f"{name:>13s}" for name in _PARTS) + f"{'total':>8s}")
+    for table in [*tables, None]:
+        rows = [parts for name, parts in results if table is None or name == table.name]
+        means = [statistics.mean(r[name] for r in rows) for name in _PARTS]
+        label = "all tables" if table is None else table.name
+        print(f"{label:40s}" + "".join(f"{m:13.3f}" for m in means) + f"{sum(means):8.3f}")
+    print(f"{time.perf_counter() - start:.0f} s wall")
+
+
+if __name__ == "__main__":
+    main()
