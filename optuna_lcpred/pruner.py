@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import optuna
+from scipy.special import stdtr
 from scipy.stats import mannwhitneyu
-from scipy.stats import t as student_t
 
 from optuna_lcpred import _trials
 from optuna_lcpred._background import BackgroundFits
@@ -630,7 +630,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         dof = max(1, selected.residuals.size - 1)
         needed = float(scale.forward(threshold_raw)) - mu  # the residual that would beat it
         z = needed / spread
-        prob = float(student_t.cdf(z, dof)) if math.isfinite(z) else float(z > 0)
+        prob = float(stdtr(dof, z)) if math.isfinite(z) else float(z > 0)
         residuals = selected.row_residuals
         if (
             model.anchors is not None
