@@ -8,10 +8,13 @@ over four hyperparameters). Then:
 - latency: ``should_prune`` of new trials at a step whose model is already fitted (no refit due),
   median and 95th percentile over ``--calls`` calls.
 
+``--pruner median`` times Optuna's MedianPruner on the same study instead: what reading the
+finished trials from the storage costs any pruner.
+
 Usage::
 
     python benchmarks/pruner_overhead.py [--finished 1000] [--steps 100] [--calls 200]
-        [--storage sqlite:///overhead.db]
+        [--storage sqlite:///overhead.db] [--pruner lcpred|median]
 """
 
 from __future__ import annotations
@@ -61,10 +64,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--storage", default=None, help="default: in memory")
+    parser.add_argument("--pruner", choices=("lcpred", "median"), default="lcpred")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(0)
-    pruner = LCPredictionPruner()
+    pruner: optuna.pruners.BasePruner = (
+        LCPredictionPruner() if args.pruner == "lcpred" else optuna.pruners.MedianPruner()
+    )
     study = optuna.create_study(storage=args.storage, pruner=pruner)
     started = time.perf_counter()
     trials = []
@@ -82,7 +88,7 @@ def main() -> None:
         )
     study.add_trials(trials)
     print(
-        f"study: {args.finished} COMPLETE trials x {args.steps} steps, "
+        f"{args.pruner}; study: {args.finished} COMPLETE trials x {args.steps} steps, "
         f"storage {args.storage or 'in memory'} (built in {time.perf_counter() - started:.1f} s)"
     )
 
