@@ -385,6 +385,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         # by trial number. Remembered here because the trial handed to ``prune`` is Optuna's
         # cached copy, which never shows what the pruner wrote to the storage itself.
         self._written_once: dict[int, set[str]] = {}
+        self._trim_at = _WRITTEN_ONCE_TRIM
         self._hyper_cache: tuple[tuple[int, bool], list[str], np.ndarray] | None = None
         self._fallback = fallback
         self._n_folds = n_folds
@@ -432,11 +433,14 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         decision: _Decision | None = None
         with self._lock:
             data = self._cache.refresh(study)
-            if len(self._written_once) > _WRITTEN_ONCE_TRIM:
+            if len(self._written_once) > self._trim_at:
                 # Finished trials are never decided again: forget what was written on them,
-                # so a long-running worker's record stays the size of its running trials.
+                # so a long-running worker's record stays the size of its running trials. The
+                # next trim waits until the record has doubled, so a record of many running
+                # trials is not scanned on every decision.
                 for number in [n for n in self._written_once if self._cache.is_finished(n)]:
                     del self._written_once[number]
+                self._trim_at = max(_WRITTEN_ONCE_TRIM, 2 * len(self._written_once))
             if self._matrix.update(data):
                 # New steps or parameters: every model is stale.
                 self._models.clear()

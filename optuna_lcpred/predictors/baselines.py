@@ -155,11 +155,11 @@ class PowerLawPredictor(_Baseline):
         lo = grid[np.maximum(k - 1, 0)]
         hi = grid[np.minimum(k + 1, len(grid) - 1)]
         t = np.linspace(0.0, 1.0, self._FINE_POINTS)[None, :]
+        rows = np.arange(len(lo))
         for _ in range(self._FINE_PASSES):
             c = lo[:, None] + (hi - lo)[:, None] * t  # (rows, points)
             _, _, sse = _power_law_fit(y, m, s, c)
             j = np.argmin(sse, axis=1)
-            rows = np.arange(len(j))
             lo = c[rows, np.maximum(j - 1, 0)]
             hi = c[rows, np.minimum(j + 1, self._FINE_POINTS - 1)]
         c = ((lo + hi) / 2.0)[:, None]
