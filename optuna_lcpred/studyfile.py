@@ -23,7 +23,7 @@ Layout (every table but ``[study]`` and ``[objective]`` is optional)::
     [pruner]
     name = "lcpred"               # any name `optuna-lcpred bench --pruners` knows
     [pruner.options]
-    min_prob = 0.05
+    min_prob = 0.06
     prior = ["old-campaign.csv", "sqlite:///old.db:mlpf-v1"]   # warm start (optional)
 
     [dashboard]                   # notes on pruned trials, a calibration figure (optional)
