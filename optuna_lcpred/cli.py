@@ -349,12 +349,19 @@ class _Run(_BaseCommand):
         )
         parser.add_argument("--n-trials", type=int, help="trials the study should hold")
         parser.add_argument(
+            "--gpus",
+            default="auto",
+            help="GPUs to deal the workers out over, in turn, through CUDA_VISIBLE_DEVICES: "
+            "'auto' (those this process sees, if more than one), 'none', or e.g. '0,1,2,3'",
+        )
+        parser.add_argument(
             "--json", metavar="OUT", help="write the summary as JSON ('-': stdout)"
         )
         parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     def take_action(self, args: argparse.Namespace) -> int:
         from optuna_lcpred.studyfile import load_study_file
+        from optuna_lcpred.worker import assign_gpus
         from optuna_lcpred.worker import default_storage
         from optuna_lcpred.worker import make_storage
         from optuna_lcpred.worker import prepare_study
@@ -364,6 +371,10 @@ class _Run(_BaseCommand):
             raise CLIUsageError(f"--workers must be >= 0, got {args.workers}")
         if args.n_trials is not None and args.n_trials < 1:
             raise CLIUsageError(f"--n-trials must be >= 1, got {args.n_trials}")
+        try:
+            gpus = assign_gpus(args.gpus, args.workers)
+        except ValueError as exc:
+            raise CLIUsageError(f"--gpus: {exc}") from None
         config = load_study_file(args.study_file, args.overrides)
         config.make_pruner()  # a bad pruner option fails here, not in every worker
         config.make_sampler()
@@ -371,7 +382,7 @@ class _Run(_BaseCommand):
         url = args.storage or config.storage or default_storage(config, args.workers)
         storage = make_storage(url, config)
         study = prepare_study(config, storage, n_trials=args.n_trials)
-        code = _run_workers(args, url, study) if args.workers > 0 else 0
+        code = _run_workers(args, url, study, gpus) if args.workers > 0 else 0
         summary = summarize_study(study, url)
         print(summary.format())
         if args.json:
@@ -384,7 +395,9 @@ class _Run(_BaseCommand):
         return code
 
 
-def _run_workers(args: argparse.Namespace, url: str, study: optuna.Study) -> int:
+def _run_workers(
+    args: argparse.Namespace, url: str, study: optuna.Study, gpus: list[str | None]
+) -> int:
     import subprocess
     import time
 
@@ -403,10 +416,12 @@ def _run_workers(args: argparse.Namespace, url: str, study: optuna.Study) -> int
         command += ["--set", item]
     if args.timeout is not None:
         command += ["--timeout", str(args.timeout)]
-    processes = [
-        subprocess.Popen([*command, "--worker-index", str(i)], env=env)
-        for i in range(args.workers)
-    ]
+    processes = []
+    for i, gpu in enumerate(gpus):
+        worker_env = env if gpu is None else dict(env, CUDA_VISIBLE_DEVICES=gpu)
+        processes.append(subprocess.Popen([*command, "--worker-index", str(i)], env=worker_env))
+    if any(gpu is not None for gpu in gpus):
+        _logger.info("workers on GPUs %s", ", ".join(str(gpu) for gpu in gpus))
     total = study.user_attrs.get(N_TRIALS_ATTR)
     done_states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     bar = tqdm(

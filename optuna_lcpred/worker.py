@@ -41,6 +41,7 @@ from optuna_lcpred.studyfile import StudyConfig
 __all__ = [
     "StudySummary",
     "WorkerTerminated",
+    "assign_gpus",
     "default_storage",
     "make_storage",
     "prepare_study",
@@ -52,6 +53,7 @@ _logger = logging.getLogger("optuna.lcpred.worker")
 
 N_TRIALS_ATTR = "lcpred:n_trials"
 WORKER_ATTR = "lcpred:worker"
+GPU_ATTR = "lcpred:cuda_visible_devices"
 _LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -225,6 +227,7 @@ def run_worker(
     counts = {state.name: 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     dashboard = config.make_dashboard_callback()
     worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES")  # which GPU ran the trial, when one is set
     with _terminate_on_sigterm() as stop:
         while time.monotonic() < deadline:
             _fail_stale(study)
@@ -236,12 +239,58 @@ def run_worker(
                     warnings.simplefilter("ignore")
                     trial = study.ask()
             trial.set_user_attr(WORKER_ATTR, worker_id)
+            if gpus is not None:
+                trial.set_user_attr(GPU_ATTR, gpus)
             frozen = _run_trial(study, trial, func, stop)
             stop.check()  # a signal that library code swallowed still stops the worker
             counts[frozen.state.name] = counts.get(frozen.state.name, 0) + 1
             if dashboard is not None:
                 dashboard(study, frozen)
     return counts
+
+
+def assign_gpus(spec: str, n_workers: int) -> list[str | None]:
+    """The ``CUDA_VISIBLE_DEVICES`` each of ``n_workers`` local workers gets (None: unchanged).
+
+    ``spec`` is ``"auto"`` (the GPUs this process sees: the entries of ``CUDA_VISIBLE_DEVICES``
+    if it is set, else PyTorch's device count, else none), ``"none"`` (leave every worker's
+    environment alone) or a comma-separated list of GPU indices or UUIDs. Workers are dealt
+    out over the GPUs in turn, so 8 workers on 4 GPUs run 2 per GPU; with fewer than two GPUs
+    nothing changes (every worker sees the one GPU there is, or none).
+
+    Example:
+        >>> assign_gpus("0,1", 3)
+        ['0', '1', '0']
+        >>> assign_gpus("none", 2)
+        [None, None]
+    """
+    if n_workers < 0:
+        raise ValueError(f"n_workers must be >= 0, got {n_workers!r}")
+    if spec == "none":
+        return [None] * n_workers
+    if spec == "auto":
+        gpus = _visible_gpus() if n_workers > 1 else []
+    else:
+        gpus = [item.strip() for item in spec.split(",")]
+        if not all(gpus):
+            raise ValueError(
+                f"gpus must be 'auto', 'none' or a comma-separated list of GPU indices or "
+                f"UUIDs such as '0,1,2,3', got {spec!r}"
+            )
+    if len(gpus) < 2 and spec == "auto":
+        return [None] * n_workers
+    return [gpus[i % len(gpus)] for i in range(n_workers)]
+
+
+def _visible_gpus() -> list[str]:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [item.strip() for item in visible.split(",") if item.strip()]
+    try:
+        import torch
+    except ImportError:
+        return []
+    return [str(i) for i in range(torch.cuda.device_count())]
 
 
 def _fail_stale(study: optuna.Study) -> None:

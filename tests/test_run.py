@@ -316,3 +316,46 @@ def test_sigterm_turned_into_another_error_by_library_code_still_stops(tmp_path:
     assert started == [0]  # no further trial was started
     assert study.trials[0].state == TrialState.FAIL
     assert [t.state for t in study.trials[1:]] == [TrialState.WAITING] * 2
+
+
+def test_workers_are_dealt_out_over_the_gpus(tmp_path: Path) -> None:
+    # No GPU is needed: the assignment is CUDA_VISIBLE_DEVICES, which each trial records.
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    study_file = _study_file(tmp_path, n_trials=8, step_seconds=0.005)
+    result = _cli("run", str(study_file), "--workers", "2", "--gpus", "3,5", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(
+        study_name="replay", storage=open_storage(str(tmp_path / "replay.journal"))
+    ).get_trials()
+    by_worker: dict[str, set[str]] = {}
+    for trial in trials:
+        by_worker.setdefault(trial.user_attrs["lcpred:worker"], set()).add(
+            trial.user_attrs["lcpred:cuda_visible_devices"]
+        )
+    # Each worker kept one GPU, and the two workers got different ones.
+    assert sorted(by_worker.values(), key=sorted) == [{"3"}, {"5"}]
+
+
+def test_gpu_assignment_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optuna_lcpred.worker import assign_gpus
+
+    assert assign_gpus("0,1,2,3", 6) == ["0", "1", "2", "3", "0", "1"]
+    assert assign_gpus(" GPU-a , GPU-b ", 2) == ["GPU-a", "GPU-b"]
+    assert assign_gpus("none", 3) == [None, None, None]
+    # "auto" deals out what CUDA_VISIBLE_DEVICES lists, and leaves one GPU (or none) alone.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
+    assert assign_gpus("auto", 3) == ["4", "6", "4"]
+    assert assign_gpus("auto", 1) == [None]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
+    assert assign_gpus("auto", 4) == [None] * 4
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert assign_gpus("auto", 4) == [None] * 4
+    with pytest.raises(ValueError, match=r"comma-separated list .* got '0,,1'"):
+        assign_gpus("0,,1", 2)
+
+
+def test_bad_gpus_option_is_a_usage_error(tmp_path: Path) -> None:
+    result = _cli("run", str(_study_file(tmp_path)), "--workers", "2", "--gpus", ",", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "--gpus" in result.stderr and "','" in result.stderr
+    assert not (tmp_path / "replay.journal").exists()  # nothing was created
