@@ -137,9 +137,19 @@ def test_pruner_stops_training() -> None:
     assert sorted(trial.intermediate_values) == [0]
 
 
-def test_diverging_trial_is_pruned_not_crashed() -> None:
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+        ),
+    ],
+)
+def test_diverging_trial_is_pruned_not_crashed(device: str) -> None:
     space = dict(TINY, lr=1e12, weight_decay=0.0)
-    objective = MLPFObjective(n_events=60, epochs=4, search_space=space, device="cpu")
+    objective = MLPFObjective(n_events=60, epochs=4, search_space=space, device=device)
     study = optuna.create_study(pruner=optuna.pruners.NopPruner())
     study.optimize(objective, n_trials=1)
     trial = study.trials[0]
