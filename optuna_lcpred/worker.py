@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import signal
 import socket
 import time
@@ -286,6 +287,8 @@ def _visible_gpus() -> list[str]:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return [item.strip() for item in visible.split(",") if item.strip()]
+    if not (Path("/proc/driver/nvidia").exists() or shutil.which("nvidia-smi")):
+        return []  # no NVIDIA driver: no need to import PyTorch (2 s) to count zero GPUs
     try:
         import torch
     except ImportError:
