@@ -271,6 +271,8 @@ def assign_gpus(spec: str, n_workers: int) -> list[str | None]:
         return [None] * n_workers
     if spec == "auto":
         gpus = _visible_gpus() if n_workers > 1 else []
+        if len(gpus) < 2:
+            return [None] * n_workers
     else:
         gpus = [item.strip() for item in spec.split(",")]
         if not all(gpus):
@@ -278,8 +280,6 @@ def assign_gpus(spec: str, n_workers: int) -> list[str | None]:
                 f"gpus must be 'auto', 'none' or a comma-separated list of GPU indices or "
                 f"UUIDs such as '0,1,2,3', got {spec!r}"
             )
-    if len(gpus) < 2 and spec == "auto":
-        return [None] * n_workers
     return [gpus[i % len(gpus)] for i in range(n_workers)]
 
 
