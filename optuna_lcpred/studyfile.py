@@ -15,7 +15,7 @@ Layout (every table but ``[study]`` and ``[objective]`` is optional)::
     epochs = 20
 
     [sampler]
-    name = "tpe"                  # tpe, random, gp, cmaes, qmc
+    name = "tpe"                  # tpe (multivariate, constant liar), random, gp, cmaes, qmc
     seed = 0                      # worker i uses seed + i
     [sampler.options]
     n_startup_trials = 5
@@ -150,11 +150,17 @@ class StudyConfig:
         return objective  # type: ignore[no-any-return]
 
     def make_sampler(self, worker_index: int = 0) -> Any:
-        """A fresh sampler; worker ``i`` gets ``seed + i`` so workers do not propose alike."""
+        """A fresh sampler; worker ``i`` gets ``seed + i`` so workers do not propose alike.
+
+        ``tpe`` has Optuna 5's defaults on Optuna 4 too (multivariate, and the constant liar
+        that keeps parallel workers from proposing alike) unless the options set them.
+        """
         import optuna
 
+        from optuna_lcpred._tpe import tpe_sampler
+
         factories: dict[str, Callable[..., Any]] = {
-            "tpe": optuna.samplers.TPESampler,
+            "tpe": tpe_sampler,
             "random": optuna.samplers.RandomSampler,
             "gp": optuna.samplers.GPSampler,
             "cmaes": optuna.samplers.CmaEsSampler,

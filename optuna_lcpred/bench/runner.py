@@ -40,14 +40,15 @@ def make_bench_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     """A fresh sampler for ``bench --sampler``, seeded with the replay's seed."""
     import optuna
 
+    from optuna_lcpred._tpe import tpe_sampler
     from optuna_lcpred.sampler import PredictedFinalSampler
 
     base_name, _, extra = name.partition("+")
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
-    bases = {
+    bases: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
         "random": optuna.samplers.RandomSampler,
-        "tpe": optuna.samplers.TPESampler,
+        "tpe": tpe_sampler,  # Optuna 5's defaults on Optuna 4 too
         "gp": optuna.samplers.GPSampler,
     }
     base = bases[base_name](seed=seed)
