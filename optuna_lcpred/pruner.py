@@ -273,7 +273,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         audit_fraction: Fraction of trials, chosen from the trial number, never pruned for a
             prediction.
         fallback: A pruner that decides while the model is not ready (too few usable COMPLETE
-            trials); by default nothing is pruned then.
+            trials); by default nothing is pruned then. Study files and ``bench`` specs name
+            it: ``fallback = "sha"``, or ``{ name = "percentile", percentile = 25 }``.
         n_folds: Cross-validation folds for the model choice and the spread.
         refit_every: Refit a step's model once at least this many new COMPLETE trials exist.
         seed: Seeds the cross-validation folds.

@@ -25,6 +25,8 @@ Layout (every table but ``[study]`` and ``[objective]`` is optional)::
     [pruner.options]
     min_prob = 0.06
     prior = ["old-campaign.csv", "sqlite:///old.db:mlpf-v1"]   # warm start (optional)
+    fallback = "sha"              # decides until the model is ready (optional; default: none;
+                                  # with options: { name = "percentile", percentile = 25 })
 
     [dashboard]                   # notes on pruned trials, a calibration figure (optional)
     every = 10                    # publish the figure every 10 finished trials

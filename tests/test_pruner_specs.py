@@ -51,6 +51,10 @@ def test_option_values_and_percentages_of_the_table_steps() -> None:
         ("percentile25:percentile=30", ["already fixes percentile=25"]),
         ("median:n_warmup_steps", ["must look like key=value"]),
         ("median:n_warmup_steps=x%", ["not a percentage"]),
+        ("lcpred:fallback=bogus", ["fallback: unknown pruner 'bogus'", "median"]),
+        ("lcpred:fallback.percentile=25", ["must name a pruner", "fallback.name=NAME"]),
+        ("lcpred:fallback=lcpred", ["fallback cannot be 'lcpred'"]),
+        ("lcpred:fallback.name=sha,fallback.bogus=1", ["'sha' does not take option(s) bogus"]),
     ],
 )
 def test_bad_specs_say_what_is_wrong(spec: str, needles: list[str]) -> None:
@@ -65,3 +69,26 @@ def test_duplicates_and_orphan_options_are_rejected() -> None:
         parse_pruner_list("median,median")
     with pytest.raises(PrunerSpecError, match="before any pruner name"):
         parse_pruner_list("n_warmup_steps=3,median")
+
+
+def _prunes(pruner: optuna.pruners.BasePruner, value: float) -> bool:
+    study = optuna.create_study(pruner=pruner)
+    trial = study.ask()
+    trial.report(value, 0)
+    trial.report(value, 1)
+    return trial.should_prune()
+
+
+def test_lcpred_fallback_by_name_or_with_options() -> None:
+    # No trial has finished: the model cannot decide, so the fallback does.
+    assert not _prunes(make_pruner("lcpred", 10), 5.0)
+    assert _prunes(make_pruner("lcpred:fallback.name=threshold,fallback.upper=1.0", 10), 5.0)
+    assert not _prunes(make_pruner("lcpred:fallback.name=threshold,fallback.upper=1.0", 10), 0.5)
+    [spec] = parse_pruner_list(
+        "lcpred:fallback.name=percentile,fallback.percentile=25,fallback.n_warmup_steps=10%"
+    )
+    fallback = make_pruner(spec, 52)._fallback  # type: ignore[attr-defined]
+    assert isinstance(fallback, optuna.pruners.PercentilePruner)
+    assert fallback._n_warmup_steps == 5  # round(0.10 * 52), as for a top-level option
+    sha = make_pruner("lcpred:fallback=sha", 10)._fallback  # type: ignore[attr-defined]
+    assert isinstance(sha, optuna.pruners.SuccessiveHalvingPruner)

@@ -135,3 +135,24 @@ def test_a_prior_path_is_read_next_to_the_study_file(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("old.csv", "missing.csv"))
     with pytest.raises(StudyFileError, match=r"pruner: .*missing\.csv"):
         load_study_file(path).make_pruner()
+
+
+@pytest.mark.parametrize(
+    "fallback",
+    ['fallback = { name = "threshold", upper = 1.0 }', 'fallback = "sha"'],
+)
+def test_pruner_fallback_from_the_file(tmp_path: Path, fallback: str) -> None:
+    config = load_study_file(_write(tmp_path, MINIMAL + f"[pruner.options]\n{fallback}\n"))
+    study = optuna.create_study(pruner=config.make_pruner())
+    trial = study.ask()
+    trial.report(5.0, 0)
+    trial.report(5.0, 1)
+    # Nothing has finished, so the fallback decides: the threshold prunes 5.0; SHA, with no
+    # finished trial to size its rungs, keeps it.
+    assert trial.should_prune() == ("threshold" in fallback)
+
+
+def test_pruner_fallback_that_names_nothing_is_an_error(tmp_path: Path) -> None:
+    config = load_study_file(_write(tmp_path, MINIMAL + '[pruner.options]\nfallback = "nosuch"\n'))
+    with pytest.raises(StudyFileError, match="fallback: unknown pruner 'nosuch'"):
+        config.make_pruner()

@@ -7,6 +7,9 @@ Options are the pruner's own keyword arguments. Values read as int, float, bool 
 ``min_resource``, ``max_resource``, ``patience``) may be given as a percentage of the table's
 steps, e.g. ``n_warmup_steps=10%``. A dotted key fills a mapping option:
 ``lcpred:predictor=qsvr,qsvr_options.num_reads=10`` passes ``qsvr_options={"num_reads": 10}``.
+``lcpred``'s ``fallback`` (the pruner deciding until its model is ready) is a name
+(``lcpred:fallback=sha``) or a name with options (``lcpred:fallback.name=percentile,
+fallback.percentile=25,fallback.n_warmup_steps=10%``).
 Other packages (the prediction pruner) add names with :func:`register_pruner`.
 """
 
@@ -16,6 +19,7 @@ import inspect
 import re
 from collections.abc import Callable
 from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -247,7 +251,32 @@ register_pruner("asha", optuna.pruners.SuccessiveHalvingPruner)
 register_pruner("hyperband", optuna.pruners.HyperbandPruner)
 register_pruner("threshold", optuna.pruners.ThresholdPruner)
 register_pruner("patient", _patient)
-register_pruner("lcpred", LCPredictionPruner)
+
+
+def _lcpred(**options: Any) -> LCPredictionPruner:
+    """``LCPredictionPruner`` whose ``fallback`` may also be a registered pruner's name, or a
+    mapping of a ``name`` and that pruner's options (what specs and study files can write)."""
+    fallback = options.get("fallback")
+    if isinstance(fallback, (str, Mapping)):
+        fallback_options = {} if isinstance(fallback, str) else dict(fallback)
+        name = fallback if isinstance(fallback, str) else fallback_options.pop("name", None)
+        if not isinstance(name, str):
+            raise ValueError(
+                f"fallback {fallback!r} must name a pruner: fallback=NAME, or fallback.name=NAME "
+                "with fallback.OPTION=VALUE for its options"
+            )
+        if name.strip().lower() == "lcpred":
+            raise ValueError("fallback cannot be 'lcpred' (it decides while lcpred cannot)")
+        try:
+            options["fallback"] = make_pruner_from_options(name, fallback_options)
+        except PrunerSpecError as error:
+            raise ValueError(f"fallback: {error}") from None
+    return LCPredictionPruner(**options)
+
+
+_lcpred.__wrapped__ = LCPredictionPruner  # type: ignore[attr-defined]  # its options, for checks
+
+register_pruner("lcpred", _lcpred)
 
 
 def make_pruner_from_options(name: str, options: dict[str, Any]) -> optuna.pruners.BasePruner:
