@@ -14,6 +14,10 @@ trial fully (the parts add up to the bench's epochs fraction; mean over seeds):
 - ``complete``: the COMPLETE trials after those;
 - ``pruned <10%`` ... ``pruned >=60%``: PRUNED trials, by the fraction of the training they
   had done when they were stopped.
+
+The last column, ``startup ends``, is the median over seeds of the trial number (counted from
+1) of the last startup trial: how long the study waited for its model (``never``: seeds in
+which fewer trials completed).
 """
 
 from __future__ import annotations
@@ -53,12 +57,25 @@ def breakdown(result: ReplayResult, n_startup: int) -> dict[str, float]:
     return {name: steps / total for name, steps in parts.items()}
 
 
-def _one(args: tuple[CurveTable, str, int, int, int]) -> tuple[str, dict[str, float]]:
+def startup_length(result: ReplayResult, n_startup: int) -> int | None:
+    """Trials up to the ``n_startup``-th COMPLETE one, in trial-number order (None: fewer
+    completed)."""
+    n_complete = 0
+    for trial in sorted(result.trials, key=lambda t: t.number):
+        n_complete += trial.state == "COMPLETE"
+        if n_complete == n_startup:
+            return trial.number + 1
+    return None
+
+
+def _one(
+    args: tuple[CurveTable, str, int, int, int],
+) -> tuple[str, dict[str, float], int | None]:
     table, spec_text, seed, n_trials, n_startup = args
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = make_pruner(parse_pruner_spec(spec_text), table.n_steps)
     result = replay(table, pruner, n_trials=n_trials, seed=seed, label=spec_text)
-    return table.name, breakdown(result, n_startup)
+    return table.name, breakdown(result, n_startup), startup_length(result, n_startup)
 
 
 def main() -> None:
@@ -80,12 +97,24 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(_one, jobs))
     print(f"{args.spec}, {args.trials} trials, seeds 0-{args.seeds - 1}")
-    print(f"{'table':40s}" + "".join(f"{name:>13s}" for name in _PARTS) + f"{'total':>8s}")
+    print(
+        f"{'table':40s}"
+        + "".join(f"{name:>13s}" for name in _PARTS)
+        + f"{'total':>8s}{'startup ends':>16s}"
+    )
     for table in [*tables, None]:
-        rows = [parts for name, parts in results if table is None or name == table.name]
-        means = [statistics.mean(r[name] for r in rows) for name in _PARTS]
+        mine = [(p, n) for name, p, n in results if table is None or name == table.name]
+        means = [statistics.mean(p[name] for p, _ in mine) for name in _PARTS]
+        ends = [n for _, n in mine if n is not None]
+        never = len(mine) - len(ends)
+        median = f"{statistics.median(ends):.0f}" if ends else "-"
+        ended = median + (f" ({never} never)" if never else "")
         label = "all tables" if table is None else table.name
-        print(f"{label:40s}" + "".join(f"{m:13.3f}" for m in means) + f"{sum(means):8.3f}")
+        print(
+            f"{label:40s}"
+            + "".join(f"{m:13.3f}" for m in means)
+            + f"{sum(means):8.3f}{ended:>16s}"
+        )
     print(f"{time.perf_counter() - start:.0f} s wall")
 
 
