@@ -89,9 +89,11 @@ class _Bench(_BaseCommand):
         )
         parser.add_argument(
             "--sampler",
-            metavar="NAME",
+            metavar="SPEC",
             help="let a sampler choose the parameters (the nearest table row is replayed): "
-            "random, tpe, tpe+predicted, gp, gp+predicted; default: rows drawn at random",
+            "NAME[:option=value,...] with NAME one of random, tpe, tpe+predicted, gp, "
+            "gp+predicted, cmaes, cmaes+predicted, qmc and the sampler's own options, e.g. "
+            "tpe:n_startup_trials=5; default: rows drawn at random",
         )
         parser.add_argument(
             "--unique-rows",
@@ -114,6 +116,7 @@ class _Bench(_BaseCommand):
         from optuna_lcpred.bench.report import format_report
         from optuna_lcpred.bench.report import save_plot
         from optuna_lcpred.bench.runner import run_benchmark
+        from optuna_lcpred.bench.samplers import parse_sampler_spec
 
         _check_positive(
             trials=args.trials, seeds=args.seeds, workers=args.workers, jobs=args.jobs,
@@ -123,6 +126,10 @@ class _Bench(_BaseCommand):
             raise CLIUsageError(f"--prior-split must be in (0, 1), got {args.prior_split}")
         if args.unique_rows and args.sampler is None:
             raise CLIUsageError("--unique-rows needs --sampler (drawn rows never repeat)")
+        try:
+            sampler = parse_sampler_spec(args.sampler) if args.sampler is not None else None
+        except ValueError as exc:
+            raise CLIUsageError(f"--sampler: {exc}") from None
         prior = read_curve_tables([args.prior])[0] if args.prior else None
         if args.plot:
             _check_matplotlib()
@@ -148,7 +155,7 @@ class _Bench(_BaseCommand):
                 prior=prior,
                 prior_split=args.prior_split,
                 early=args.early,
-                sampler=args.sampler,
+                sampler=sampler,
                 unique_rows=args.unique_rows,
             )
         data = report.to_json()

@@ -17,7 +17,7 @@ Layout (every table but ``[study]`` and ``[objective]`` is optional)::
     [sampler]
     name = "tpe"                  # tpe (multivariate, constant liar), random, gp, cmaes, qmc
     seed = 0                      # worker i uses seed + i
-    [sampler.options]
+    [sampler.options]             # the sampler's keyword arguments (checked: names, types)
     n_startup_trials = 5
 
     [pruner]
@@ -56,6 +56,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 from typing import Any
+
+from optuna_lcpred._sampler_names import SAMPLER_NAMES
 
 
 if sys.version_info >= (3, 11):
@@ -157,23 +159,14 @@ class StudyConfig:
         ``tpe`` has Optuna 5's defaults on Optuna 4 too (multivariate, and the constant liar
         that keeps parallel workers from proposing alike) unless the options set them.
         """
-        import optuna
+        from optuna_lcpred._sampler_names import make_named_sampler
 
-        from optuna_lcpred._tpe import tpe_sampler
-
-        factories: dict[str, Callable[..., Any]] = {
-            "tpe": tpe_sampler,
-            "random": optuna.samplers.RandomSampler,
-            "gp": optuna.samplers.GPSampler,
-            "cmaes": optuna.samplers.CmaEsSampler,
-            "qmc": optuna.samplers.QMCSampler,
-        }
         options = dict(self.sampler_options)
         if self.sampler_seed is not None:
             options["seed"] = self.sampler_seed + worker_index
         try:
-            return factories[self.sampler](**options)
-        except TypeError as exc:
+            return make_named_sampler(self.sampler, options)
+        except ValueError as exc:
             raise StudyFileError(f"{self.source}: sampler.options: {exc}") from None
 
     def make_pruner(self) -> Any:
@@ -201,7 +194,6 @@ class StudyConfig:
         return value
 
 
-_SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc")
 _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     "study": {
         "name": (str,),
@@ -310,9 +302,9 @@ def parse_study(raw: Mapping[str, Any], *, source: str = "study file") -> StudyC
     if n_trials is None and timeout is None:
         raise StudyFileError(f"{source}: give study.n_trials, study.timeout or both")
     sampler = tables["sampler"].get("name", "tpe")
-    if sampler not in _SAMPLERS:
+    if sampler not in SAMPLER_NAMES:
         raise StudyFileError(
-            f"{source}: sampler.name must be one of {', '.join(_SAMPLERS)}, got {sampler!r}"
+            f"{source}: sampler.name must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}"
         )
     rdb_values = tables["rdb"]
     for key, value in rdb_values.items():

@@ -72,7 +72,12 @@ def test_bench_json_to_stdout(table_file: Path) -> None:
         (["--trials", "31"], "has 30 rows to draw from; cannot draw n_trials=31"),
         (["--workers", "0"], "--workers must be >= 1, got 0"),
         (["--unique-rows"], "--unique-rows needs --sampler"),
-        (["--sampler", "cmaes"], "unknown sampler 'cmaes'"),
+        (["--sampler", "annealing"], "unknown sampler 'annealing'"),
+        (
+            ["--sampler", "tpe:n_startp=3"],
+            "--sampler: sampler spec 'tpe:n_startp=3': sampler 'tpe'"
+            " does not take option(s) n_startp",
+        ),
         (["--sampler", "tpe", "--unique-rows", "--trials", "31"], "cannot draw n_trials=31"),
     ],
 )

@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 from optuna_lcpred._tpe import tpe_sampler
-from optuna_lcpred.bench.runner import make_bench_sampler
+from optuna_lcpred.bench.samplers import make_bench_sampler
 from optuna_lcpred.studyfile import load_study_file
 
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import optuna
 
+from optuna_lcpred.bench._spec_text import parse_scalar
+from optuna_lcpred.bench._spec_text import split_spec
 from optuna_lcpred.pruner import LCPredictionPruner
 
 
@@ -93,22 +95,7 @@ def available_pruners() -> list[str]:
 def parse_pruner_spec(text: str) -> PrunerSpec:
     """Parse one ``name[:key=value,...]`` spec."""
     text = text.strip()
-    name, _, rest = text.partition(":")
-    name = name.strip().lower()
-    if not name:
-        raise PrunerSpecError(f"empty pruner name in spec {text!r}")
-    options: dict[str, str] = {}
-    if rest.strip():
-        for item in rest.split(","):
-            key, eq, value = item.partition("=")
-            key = key.strip()
-            if not eq or not key:
-                raise PrunerSpecError(
-                    f"pruner spec {text!r}: option {item.strip()!r} must look like key=value"
-                )
-            if key in options:
-                raise PrunerSpecError(f"pruner spec {text!r}: option {key!r} given twice")
-            options[key] = value.strip()
+    name, options = split_spec(text, "pruner", PrunerSpecError)
     return PrunerSpec(text=text, name=name, options=options)
 
 
@@ -216,7 +203,6 @@ def _accepted_options(factory: PrunerFactory) -> set[str] | None:
 
 
 def _parse_value(key: str, text: str, n_steps: int, spec: PrunerSpec) -> Any:
-    lowered = text.lower()
     if key in _STEP_OPTIONS and text.endswith("%"):
         try:
             percent = float(text[:-1])
@@ -225,16 +211,7 @@ def _parse_value(key: str, text: str, n_steps: int, spec: PrunerSpec) -> Any:
                 f"pruner spec {spec.text!r}: {key}={text!r} is not a percentage"
             ) from None
         return max(0, round(percent / 100.0 * n_steps))
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+    return parse_scalar(text)
 
 
 def _patient(*, patience: int = 3, min_delta: float = 0.0, **median_options: Any) -> Any:

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from dataclasses import field
-from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
@@ -21,38 +20,16 @@ from optuna_lcpred.bench.pruners import make_pruner
 from optuna_lcpred.bench.pruners import parse_pruner_spec
 from optuna_lcpred.bench.replay import draw_rows
 from optuna_lcpred.bench.replay import replay
+from optuna_lcpred.bench.samplers import SAMPLERS
+from optuna_lcpred.bench.samplers import SamplerSpec
+from optuna_lcpred.bench.samplers import make_bench_sampler
+from optuna_lcpred.bench.samplers import parse_sampler_spec
 from optuna_lcpred.curves import CurveTable
-
-
-if TYPE_CHECKING:
-    import optuna
 
 
 __all__ = ["ORACLE", "SAMPLERS", "BenchReport", "RunSummary", "TableReport", "run_benchmark"]
 
 ORACLE = "oracle"
-
-#: ``bench --sampler`` names; ``+predicted`` wraps the sampler in ``PredictedFinalSampler``.
-SAMPLERS: tuple[str, ...] = ("random", "tpe", "tpe+predicted", "gp", "gp+predicted")
-
-
-def make_bench_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """A fresh sampler for ``bench --sampler``, seeded with the replay's seed."""
-    import optuna
-
-    from optuna_lcpred._tpe import tpe_sampler
-    from optuna_lcpred.sampler import PredictedFinalSampler
-
-    base_name, _, extra = name.partition("+")
-    if name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLERS)}")
-    bases: dict[str, Callable[..., optuna.samplers.BaseSampler]] = {
-        "random": optuna.samplers.RandomSampler,
-        "tpe": tpe_sampler,  # Optuna 5's defaults on Optuna 4 too
-        "gp": optuna.samplers.GPSampler,
-    }
-    base = bases[base_name](seed=seed)
-    return PredictedFinalSampler(base) if extra == "predicted" else base
 
 
 @dataclass(frozen=True)
@@ -159,7 +136,7 @@ def run_benchmark(
     prior: CurveTable | None = None,
     prior_split: float | None = None,
     early: int = 30,
-    sampler: str | None = None,
+    sampler: str | SamplerSpec | None = None,
     unique_rows: bool = False,
 ) -> BenchReport:
     """Replay every pruner on every table for every seed; the oracle is always added.
@@ -177,9 +154,11 @@ def run_benchmark(
             becomes the prior of the pruners that take one and is left out of the draw, for
             every pruner and the oracle alike.
         early: The first this many drawn trials are also reported on their own.
-        sampler: A name of :data:`SAMPLERS`: the sampler proposes the parameters and the
-            nearest table row is replayed (rows may repeat; regret against the whole table;
-            no oracle). By default rows are drawn at random without replacement.
+        sampler: A sampler spec (``tpe``, ``gp+predicted:n_startup_trials=20``; names in
+            :data:`SAMPLERS`, see ``optuna_lcpred.bench.samplers``): the sampler, seeded with
+            the replay's seed, proposes the parameters and the nearest table row is replayed
+            (rows may repeat; regret against the whole table; no oracle). By default rows are
+            drawn at random without replacement.
         unique_rows: With a sampler, replay the nearest row not yet replayed in that study,
             so no row runs twice.
 
@@ -197,9 +176,9 @@ def run_benchmark(
         raise ValueError(f"prior_split must be in (0, 1), got {prior_split!r}")
     if early < 1:
         raise ValueError(f"early must be >= 1, got {early}")
-    if sampler is not None:
-        make_bench_sampler(sampler, 0)  # an unknown name fails before any replay
-    elif unique_rows:
+    if isinstance(sampler, str):
+        sampler = parse_sampler_spec(sampler)  # a bad spec fails before any replay
+    elif sampler is None and unique_rows:
         raise ValueError("unique_rows applies only with a sampler (drawn rows never repeat)")
     reports: list[TableReport] = []
     tasks: list[tuple[int, tuple[CurveTable, CurveTable | None], PrunerSpec, int]] = []
@@ -221,7 +200,7 @@ def run_benchmark(
             seeds=list(seeds),
             workers=workers,
             early=early,
-            sampler=sampler or "",
+            sampler=sampler.text if sampler is not None else "",
             unique_rows=unique_rows,
             prior=(
                 prior.name
@@ -280,7 +259,9 @@ def _split(
 
 
 def _run_one_packed(
-    args: tuple[CurveTable, PrunerSpec, int, int, int, CurveTable | None, int, str | None, bool],
+    args: tuple[
+        CurveTable, PrunerSpec, int, int, int, CurveTable | None, int, SamplerSpec | None, bool
+    ],
 ) -> RunSummary:
     return _run_one(*args)
 
@@ -293,7 +274,7 @@ def _run_one(
     workers: int,
     prior: CurveTable | None = None,
     early: int = 30,
-    sampler: str | None = None,
+    sampler: SamplerSpec | None = None,
     unique_rows: bool = False,
 ) -> RunSummary:
     result = replay(
