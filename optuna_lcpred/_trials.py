@@ -31,6 +31,7 @@ __all__ = [
     "FinishedTrialCache",
     "PredictedFinalStorage",
     "StepValues",
+    "completed_trials_needed",
     "current_curve",
     "direction_sign",
     "flush_annotations",
@@ -185,6 +186,19 @@ def direction_sign(study: optuna.Study) -> float:
 def current_curve(trial: FrozenTrial, sign: float) -> dict[int, float]:
     """The running trial's reported values by step, direction-normalised."""
     return {int(s): sign * float(v) for s, v in trial.intermediate_values.items()}
+
+
+def completed_trials_needed(pruner: Any) -> int | None:
+    """How many COMPLETE trials an Optuna ``PercentilePruner`` or ``MedianPruner`` (also inside
+    a ``PatientPruner``) waits for before it prunes anything; ``None`` for other pruners."""
+    import optuna
+
+    while isinstance(pruner, optuna.pruners.PatientPruner):
+        pruner = getattr(pruner, "_wrapped_pruner", None)
+    if isinstance(pruner, optuna.pruners.PercentilePruner):
+        needed = getattr(pruner, "_n_startup_trials", None)
+        return needed if isinstance(needed, int) else None
+    return None
 
 
 def set_float_user_attrs(

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -277,7 +278,11 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             it: ``fallback = "sha"``, or ``{ name = "sha", reduction_factor = 2 }``. With one
             worker the latter is the cheaper way to fewer epochs than a higher ``min_prob``
             (public tables: 0.115 of the epochs at regret 0.063, against 0.120 at 0.074 for
-            ``min_prob=0.09``), at more regret than the default (docs/benchmarks.md).
+            ``min_prob=0.09``), at more regret than the default (docs/benchmarks.md). A
+            ``MedianPruner`` or ``PercentilePruner`` prunes only after its own
+            ``n_startup_trials`` COMPLETE trials (default 5, as here), so it must be given fewer
+            or it never prunes (a warning says so); with 1 or 2 it measured close to the
+            default (docs/benchmarks.md).
         n_folds: Cross-validation folds for the model choice and the spread.
         refit_every: Refit a step's model once at least this many new COMPLETE trials exist.
         seed: Seeds the cross-validation folds.
@@ -395,6 +400,20 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._trim_at = _WRITTEN_ONCE_TRIM
         self._hyper_cache: tuple[tuple[int, bool], list[str], np.ndarray] | None = None
         self._fallback = fallback
+        needed = _trials.completed_trials_needed(fallback)
+        if needed is not None and needed >= n_startup_trials:
+            # The fallback decides only before this pruner has n_startup_trials COMPLETE trials,
+            # and this one would wait for as many: it would never prune anything.
+            warnings.warn(
+                f"fallback {type(fallback).__name__} waits for n_startup_trials={needed} "
+                f"COMPLETE trials, and this pruner decides itself from n_startup_trials="
+                f"{n_startup_trials} on, so the fallback cannot prune before this pruner takes "
+                "over; give it fewer "
+                "(e.g. MedianPruner(n_startup_trials=2)) or use one that needs none "
+                "(SuccessiveHalvingPruner)",
+                UserWarning,
+                stacklevel=2,
+            )
         self._n_folds = n_folds
         self._refit_every = refit_every
         self._seed = seed

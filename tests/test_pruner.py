@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,31 @@ def test_fallback_decides_until_the_model_is_ready() -> None:
     assert pruned  # startup: the fallback pruned on its own rule
     _, pruned = running(study, 0.0, [5.0])
     assert not pruned
+
+
+def test_a_fallback_that_waits_as_long_as_the_pruner_is_flagged() -> None:
+    # MedianPruner's own default startup (5 COMPLETE trials) equals the pruner's: it is never
+    # asked while it could prune, which the pruner says when it is built ...
+    with pytest.warns(UserWarning, match=r"MedianPruner waits for n_startup_trials=5"):
+        waits = optuna.pruners.MedianPruner()
+        study, _ = make_study(xs=(0.1, 0.3, 0.5), n_startup_trials=5, fallback=waits)
+    _, pruned = running(study, 0.95, [50.0, 49.0])
+    assert not pruned  # 3 of 5 runs finished: neither the model nor the fallback prunes
+    # ... while one that needs fewer finished runs decides in the startup, and is not flagged.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        early = optuna.pruners.MedianPruner(n_startup_trials=2)
+        study, _ = make_study(xs=(0.1, 0.3, 0.5), n_startup_trials=5, fallback=early)
+        LCPredictionPruner(fallback=optuna.pruners.SuccessiveHalvingPruner())
+    _, pruned = running(study, 0.95, [50.0, 49.0])
+    assert pruned
+    with pytest.warns(UserWarning, match=r"n_startup_trials=3 COMPLETE"):  # also when wrapped
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            patient = optuna.pruners.PatientPruner(
+                optuna.pruners.PercentilePruner(25.0, n_startup_trials=3), patience=1
+            )
+        LCPredictionPruner(n_startup_trials=3, fallback=patient)
 
 
 def test_same_reports_same_decision() -> None:

@@ -85,7 +85,8 @@ def test_lcpred_fallback_by_name_or_with_options() -> None:
     assert _prunes(make_pruner("lcpred:fallback.name=threshold,fallback.upper=1.0", 10), 5.0)
     assert not _prunes(make_pruner("lcpred:fallback.name=threshold,fallback.upper=1.0", 10), 0.5)
     [spec] = parse_pruner_list(
-        "lcpred:fallback.name=percentile,fallback.percentile=25,fallback.n_warmup_steps=10%"
+        "lcpred:fallback.name=percentile,fallback.percentile=25,fallback.n_warmup_steps=10%,"
+        "fallback.n_startup_trials=2"
     )
     fallback = make_pruner(spec, 52)._fallback  # type: ignore[attr-defined]
     assert isinstance(fallback, optuna.pruners.PercentilePruner)

@@ -8,8 +8,9 @@ Options are the pruner's own keyword arguments. Values read as int, float, bool 
 steps, e.g. ``n_warmup_steps=10%``. A dotted key fills a mapping option:
 ``lcpred:predictor=qsvr,qsvr_options.num_reads=10`` passes ``qsvr_options={"num_reads": 10}``.
 ``lcpred``'s ``fallback`` (the pruner deciding until its model is ready) is a name
-(``lcpred:fallback=sha``) or a name with options (``lcpred:fallback.name=percentile,
-fallback.percentile=25,fallback.n_warmup_steps=10%``).
+(``lcpred:fallback=sha``) or a name with options (``lcpred:fallback.name=median,
+fallback.n_startup_trials=2,fallback.n_warmup_steps=10%``; a median or percentile fallback must
+wait for fewer finished trials than ``lcpred`` itself, or it never prunes).
 Other packages (the prediction pruner) add names with :func:`register_pruner`.
 """
 
