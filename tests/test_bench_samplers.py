@@ -68,7 +68,7 @@ def test_every_listed_name_makes_a_sampler(name: str) -> None:
         ("random+predicted", "random ignores finished trials"),
         ("qmc+predicted", "qmc ignores finished trials"),
         ("tpe:seed=3", "leave out seed"),
-        ("tpe:n_startp=3", "does not take option(s) n_startp; it takes consider_endpoints"),
+        ("tpe:n_startp=3", "does not take option(s) n_startp; it takes"),
         ("tpe:n_startup_trials=many", "n_startup_trials='many' must be int"),
         ("gp:deterministic_objective=1", "deterministic_objective=1 must be bool"),
         ("tpe:n_startup_trials", "must look like key=value"),
@@ -94,6 +94,8 @@ def test_benchmark_names_the_sampler_by_its_spec(table: CurveTable) -> None:
 
 def test_named_sampler_checks_names_and_types() -> None:
     assert isinstance(make_named_sampler("qmc", {"seed": 0}), optuna.samplers.QMCSampler)
+    with pytest.raises(ValueError, match=r"it takes .*\bn_startup_trials\b.*\bseed\b"):
+        make_named_sampler("gp", {"n_startup": 3})  # lists what it does take
     with pytest.raises(ValueError, match="unknown sampler 'nsga'"):
         make_named_sampler("nsga", {})
     with pytest.raises(ValueError, match=r"popsize=2\.5 must be int or None"):
