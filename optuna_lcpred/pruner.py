@@ -276,12 +276,12 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         fallback: A pruner that decides while the model is not ready (too few usable COMPLETE
             trials); by default nothing is pruned then. Study files and ``bench`` specs name
             it: ``fallback = "sha"``, or ``{ name = "sha", reduction_factor = 2, min_resource =
-            1 }``. The latter is the cheaper way to fewer epochs than a higher ``min_prob``
-            (public tables, one worker: 0.111 of the epochs at regret 0.066, against 0.120 at
-            0.074 for ``min_prob=0.09``; 8 workers: 0.114 at 0.059 against the default's 0.170
-            at 0.042), at more regret than the default (docs/benchmarks.md). Without
-            ``min_resource = 1`` successive halving waits for a COMPLETE trial to size its
-            rungs, which with many workers comes too late to matter. A
+            2 }``. With 8 workers the latter gave fewer epochs at less regret than no fallback
+            on the public tables (0.144 of the epochs at regret 0.037, against 0.170 at 0.042),
+            with one worker about the same (0.135 at 0.045 against 0.136 at 0.051);
+            ``min_resource = 1`` is cheaper at more regret (0.114 at 0.059 with 8 workers;
+            docs/benchmarks.md). Set ``min_resource``: with ``"auto"`` successive halving waits
+            for a COMPLETE trial to size its rungs, too late with many workers. A
             ``MedianPruner`` or ``PercentilePruner`` prunes only after its own
             ``n_startup_trials`` COMPLETE trials (default 5, as here), so it must be given fewer
             or it never prunes (a warning says so); with 1 or 2 it measured close to the

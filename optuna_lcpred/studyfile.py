@@ -26,7 +26,8 @@ Layout (every table but ``[study]`` and ``[objective]`` is optional)::
     min_prob = 0.06
     prior = ["old-campaign.csv", "sqlite:///old.db:mlpf-v1"]   # warm start (optional)
     fallback = "sha"              # decides until the model is ready (optional; default: none;
-                                  # with options: { name = "median", n_startup_trials = 2 })
+                                  # with options, cheaper with many workers:
+                                  # { name = "sha", reduction_factor = 2, min_resource = 2 })
 
     [dashboard]                   # notes on pruned trials, a calibration figure (optional)
     every = 10                    # publish the figure every 10 finished trials
