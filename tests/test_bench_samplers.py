@@ -20,6 +20,7 @@ from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.sampler import PredictedFinalSampler
 from optuna_lcpred.studyfile import StudyFileError
 from optuna_lcpred.studyfile import load_study_file
+from tests.test_studyfile import MINIMAL
 
 
 def _proposals(sampler: optuna.samplers.BaseSampler, n: int = 8) -> list[dict[str, float]]:
@@ -104,16 +105,9 @@ def test_named_sampler_checks_names_and_types() -> None:
         make_named_sampler("tpe", {"n_startup_trials": True})  # a bool is not a count
 
 
-STUDY = """
-[study]
-name = "s"
-n_trials = 3
-
-[objective]
-target = "optuna_lcpred.bench:ReplayObjective"
-[objective.options]
-table = "mlpf_delphes"
-
+STUDY = (
+    MINIMAL
+    + """
 [sampler]
 name = "{name}"
 seed = 1
@@ -121,6 +115,7 @@ seed = 1
 [sampler.options]
 {options}
 """
+)
 
 
 @pytest.mark.parametrize(
