@@ -44,16 +44,20 @@ def sampler_options(name: str) -> list[str]:
         >>> "n_startup_trials" in sampler_options("tpe")
         True
     """
+    return sorted(p.name for p in _parameters(name))
+
+
+def _parameters(name: str) -> list[inspect.Parameter]:
+    """The keyword parameters of the sampler class called ``name``."""
     cls = _classes().get(name)
     if cls is None:
         raise ValueError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLER_NAMES)}")
-    parameters = inspect.signature(cls.__init__).parameters.values()
-    return sorted(
-        p.name
-        for p in parameters
+    return [
+        p
+        for p in inspect.signature(cls.__init__).parameters.values()
         if p.name != "self"
         and p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    )
+    ]
 
 
 _SCALARS: dict[str, tuple[type, ...]] = {
@@ -72,9 +76,8 @@ def _scalar_annotations(name: str) -> dict[str, tuple[str, ...]]:
     worker process after other work; checking the annotation fails before anything runs. The
     annotations are strings (``from __future__ import annotations`` in Optuna), read as text.
     """
-    parameters = inspect.signature(_classes()[name].__init__).parameters.values()
     found: dict[str, tuple[str, ...]] = {}
-    for p in parameters:
+    for p in _parameters(name):
         annotation = p.annotation
         if not isinstance(annotation, str):
             annotation = getattr(annotation, "__name__", "")

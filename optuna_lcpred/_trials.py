@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import numpy as np
+from optuna.pruners import PatientPruner
+from optuna.pruners import PercentilePruner
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
@@ -191,11 +193,9 @@ def current_curve(trial: FrozenTrial, sign: float) -> dict[int, float]:
 def completed_trials_needed(pruner: Any) -> int | None:
     """How many COMPLETE trials an Optuna ``PercentilePruner`` or ``MedianPruner`` (also inside
     a ``PatientPruner``) waits for before it prunes anything; ``None`` for other pruners."""
-    import optuna
-
-    while isinstance(pruner, optuna.pruners.PatientPruner):
+    while isinstance(pruner, PatientPruner):
         pruner = getattr(pruner, "_wrapped_pruner", None)
-    if isinstance(pruner, optuna.pruners.PercentilePruner):
+    if isinstance(pruner, PercentilePruner):
         needed = getattr(pruner, "_n_startup_trials", None)
         return needed if isinstance(needed, int) else None
     return None

@@ -156,21 +156,12 @@ def make_pruner(
                 raise PrunerSpecError(f"pruner spec {spec.text!r}: {key!r} mixes a value and keys")
             node = child
         node[leaf] = _parse_value(leaf, text, n_steps, spec)
-    accepted = _accepted_options(factory)
-    if accepted is not None:
-        unknown = sorted(set(options) - accepted)
-        if unknown:
-            raise PrunerSpecError(
-                f"pruner spec {spec.text!r}: {spec.name!r} does not take option(s) "
-                f"{', '.join(unknown)}; it takes {', '.join(sorted(accepted)) or 'none'}"
-            )
+    where = f"pruner spec {spec.text!r}: "
+    accepted = _check_options(factory, options, f"{where}{spec.name!r}")
     for key, value in (extra or {}).items():
         if accepted is None or key in accepted:
             options.setdefault(key, value)
-    try:
-        return factory(**options)
-    except (TypeError, ValueError) as error:
-        raise PrunerSpecError(f"pruner spec {spec.text!r}: {error}") from None
+    return _build(factory, options, where)
 
 
 def _factory_for(spec: PrunerSpec) -> tuple[PrunerFactory, dict[str, Any]]:
@@ -201,6 +192,31 @@ def _accepted_options(factory: PrunerFactory) -> set[str] | None:
         for p in parameters
         if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     }
+
+
+def _check_options(
+    factory: PrunerFactory, options: Mapping[str, Any], who: str
+) -> set[str] | None:
+    """The options ``factory`` takes (``None``: any); an error naming ``who`` for any other."""
+    accepted = _accepted_options(factory)
+    if accepted is not None:
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise PrunerSpecError(
+                f"{who} does not take option(s) {', '.join(unknown)}; "
+                f"it takes {', '.join(sorted(accepted)) or 'none'}"
+            )
+    return accepted
+
+
+def _build(
+    factory: PrunerFactory, options: dict[str, Any], where: str
+) -> optuna.pruners.BasePruner:
+    """``factory(**options)``; a value it rejects is an error prefixed with ``where``."""
+    try:
+        return factory(**options)
+    except (TypeError, ValueError) as error:
+        raise PrunerSpecError(f"{where}{error}") from None
 
 
 def _parse_value(key: str, text: str, n_steps: int, spec: PrunerSpec) -> Any:
@@ -266,15 +282,5 @@ def make_pruner_from_options(name: str, options: dict[str, Any]) -> optuna.prune
     spec = PrunerSpec(text=name, name=name.strip().lower(), options={})
     factory, fixed = _factory_for(spec)
     merged = {**fixed, **options}
-    accepted = _accepted_options(factory)
-    if accepted is not None:
-        unknown = sorted(set(merged) - accepted)
-        if unknown:
-            raise PrunerSpecError(
-                f"{name!r} does not take option(s) {', '.join(unknown)}; "
-                f"it takes {', '.join(sorted(accepted)) or 'none'}"
-            )
-    try:
-        return factory(**merged)
-    except (TypeError, ValueError) as error:
-        raise PrunerSpecError(f"{name!r}: {error}") from None
+    _check_options(factory, merged, repr(name))
+    return _build(factory, merged, f"{name!r}: ")
