@@ -120,6 +120,11 @@ class FinishedTrialCache:
         """Whether trial ``number`` had finished (any state) at the last refresh."""
         return number in self._seen
 
+    @property
+    def n_finished(self) -> int:
+        """How many trials had finished (any state) at the last refresh."""
+        return len(self._seen)
+
     def refresh(self, study: optuna.Study) -> CompletedCurves:
         """Bring the cache up to date with ``study`` and return its COMPLETE trials."""
         key = (id(study._storage), study._study_id)

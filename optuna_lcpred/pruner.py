@@ -57,6 +57,9 @@ ATTR_THRESHOLD = "lcpred:threshold"
 ATTR_N_TRAIN = "lcpred:n_train"
 ATTR_PRIOR_WEIGHT = "lcpred:prior_weight"
 ATTR_AUDIT_WOULD_PRUNE = "lcpred:audit_would_prune_at"
+#: Study user attribute (a string) recording the advice to add a startup ``fallback``, given
+#: once when more trials trained in parallel than the startup needs.
+ATTR_STARTUP_HINT = "lcpred:startup_hint"
 #: Fractions of training at which a trial's prediction is also kept for good, under
 #: ``lcpred:pred_at_<p>pct`` and ``lcpred:std_at_<p>pct`` (calibration plots, the dashboard).
 MILESTONES: tuple[int, ...] = (10, 25, 50)
@@ -68,6 +71,9 @@ _NEIGHBOURS = 30  # runs behind a local probability (used from 3 x this many cro
 _PRIOR_THRESHOLD_QUANTILE = 0.1  # a trial must be able to reach the prior's top decile
 _WRITTEN_ONCE_TRIM = 256  # trials remembered in the written-once record before finished ones go
 _PRIOR_MATCH_P = 0.05  # ... unless the study's finals are significantly worse than the prior's
+#: ``extra`` of the one-time warning that many trials train unpruned during the startup; the
+#: benchmark replays, which compare pruners as configured, filter it out by this attribute.
+STARTUP_HINT_EXTRA = {"lcpred_hint": "startup"}
 
 
 def _make_candidate(name: str, n_observed: int, horizon: int) -> CurvePredictor:
@@ -285,7 +291,9 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             ``MedianPruner`` or ``PercentilePruner`` prunes only after its own
             ``n_startup_trials`` COMPLETE trials (default 5, as here), so it must be given fewer
             or it never prunes (a warning says so); with 1 or 2 it measured close to the
-            default (docs/benchmarks.md).
+            default (docs/benchmarks.md). Without a fallback, the pruner logs a hint once (and
+            records it in the study's user attribute ``lcpred:startup_hint``) when more trials
+            train at once in the startup than ``n_startup_trials``.
         n_folds: Cross-validation folds for the model choice and the spread.
         refit_every: Refit a step's model once at least this many new COMPLETE trials exist.
         seed: Seeds the cross-validation folds.
@@ -403,6 +411,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._trim_at = _WRITTEN_ONCE_TRIM
         self._hyper_cache: tuple[tuple[int, bool], list[str], np.ndarray] | None = None
         self._fallback = fallback
+        self._startup_hinted = False
         needed = _trials.completed_trials_needed(fallback)
         if needed is not None and needed >= n_startup_trials:
             # The fallback decides only before this pruner has n_startup_trials COMPLETE trials,
@@ -498,6 +507,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                     return False  # the final step: nothing left to save
                 if target is not None:
                     decision = self._decide(study, trial, step, sign, target)
+            else:
+                self._hint_startup(study, trial.number, len(data.values) + n_prior)
         if decision is None:
             return False if audit else self._fallback_prune(study, trial)
         attrs = decision.attrs
@@ -518,6 +529,36 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             return False
         written.add(key)
         return True
+
+    def _hint_startup(self, study: optuna.Study, number: int, n_ready: int) -> None:
+        """Say once if more trials train unpruned in the startup than it needs.
+
+        Trials are numbered as they are created, so about ``number + 1`` have started, and
+        those not finished are training (or queued). More of them than ``n_startup_trials``
+        means parallel workers train runs to the end that no pruner looks at, which a
+        ``fallback`` would rank meanwhile. The hint is logged once per process and recorded in
+        the study (:data:`ATTR_STARTUP_HINT`), which also keeps other workers that see the
+        record from repeating it.
+        """
+        if self._fallback is not None or self._startup_hinted:
+            return
+        unfinished = number + 1 - self._cache.n_finished
+        if unfinished <= self._n_startup_trials:
+            return
+        self._startup_hinted = True
+        if ATTR_STARTUP_HINT in study.user_attrs:
+            return  # another worker said it
+        message = (
+            f"At least {unfinished} trials were training and none is pruned until "
+            f"n_startup_trials={self._n_startup_trials} are COMPLETE ({n_ready} were). "
+            "With this many parallel workers, "
+            "fallback=SuccessiveHalvingPruner(reduction_factor=2, min_resource=2) (in a study "
+            'file: fallback = { name = "sha", reduction_factor = 2, min_resource = 2 }) stops '
+            "the bad ones meanwhile; with 8 and 16 workers it gave fewer epochs at less regret "
+            "on the public benchmark tables (docs/benchmarks.md)."
+        )
+        study.set_user_attr(ATTR_STARTUP_HINT, message)
+        _logger.warning(message, extra=STARTUP_HINT_EXTRA)
 
     def _fallback_prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         return self._fallback.prune(study, trial) if self._fallback is not None else False

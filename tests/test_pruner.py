@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -211,6 +212,68 @@ def test_a_fallback_that_waits_as_long_as_the_pruner_is_flagged() -> None:
                 optuna.pruners.PercentilePruner(25.0, n_startup_trials=3), patience=1
             )
         LCPredictionPruner(n_startup_trials=3, fallback=patient)
+
+
+def _startup_hints(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if "none is pruned until n_startup_trials" in r.message]
+
+
+def test_many_trials_training_in_the_startup_get_one_hint(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="optuna.lcpred.pruner")
+    storage = optuna.storages.InMemoryStorage()
+    study, _ = make_study(xs=(0.1,), n_startup_trials=3, storage=storage)
+    # As with 4 parallel workers: 4 trials run at once, more than the 3 the startup needs.
+    trials = [study.ask(SPACE) for _ in range(3)]
+    for trial in trials:
+        trial.report(5.0, 0)
+        assert not trial.should_prune()
+    assert _startup_hints(caplog) == []  # 3 training: no more than the startup needs
+    assert "lcpred:startup_hint" not in study.user_attrs
+    trials.append(study.ask(SPACE))
+    trials[-1].report(5.0, 0)
+    assert not trials[-1].should_prune()  # nothing is pruned in the startup: only advice
+    (hint,) = _startup_hints(caplog)
+    assert hint.levelno == logging.WARNING
+    assert hint.message.startswith("At least 4 trials were training")
+    assert "n_startup_trials=3 are COMPLETE (1 were)" in hint.message
+    assert "SuccessiveHalvingPruner(reduction_factor=2, min_resource=2)" in hint.message
+    assert study.user_attrs["lcpred:startup_hint"] == hint.message  # in the study, for all
+    for trial in trials:  # once per pruner, not per decision
+        trial.report(4.0, 1)
+        trial.should_prune()
+    assert len(_startup_hints(caplog)) == 1
+    # Another worker's pruner on the same storage finds the record and does not repeat it.
+    other = optuna.load_study(
+        study_name=study.study_name,
+        storage=storage,
+        pruner=LCPredictionPruner(n_startup_trials=3),
+    )
+    trial = other.ask(SPACE)
+    trial.report(5.0, 0)
+    assert not trial.should_prune()
+    assert len(_startup_hints(caplog)) == 1
+
+
+def test_no_startup_hint_with_a_fallback_or_one_trial_at_a_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="optuna.lcpred.pruner")
+    never = optuna.pruners.ThresholdPruner(upper=1e9)
+    study, _ = make_study(xs=(0.1,), n_startup_trials=3, fallback=never)
+    for _ in range(6):
+        trial = study.ask(SPACE)
+        trial.report(5.0, 0)
+        assert not trial.should_prune()
+    # One at a time, each stopped (here by divergence) before the next starts.
+    study, _ = make_study(xs=(0.1,), n_startup_trials=3)
+    for _ in range(8):
+        trial = study.ask(SPACE)
+        trial.report(float("nan"), 0)
+        assert trial.should_prune()
+        study.tell(trial, state=TrialState.PRUNED)
+    assert _startup_hints(caplog) == []
 
 
 def test_same_reports_same_decision() -> None:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import defaultdict
 
 import numpy as np
 import optuna
 import pytest
 
+from optuna_lcpred import LCPredictionPruner
 from optuna_lcpred.bench.metrics import oracle_outcome
 from optuna_lcpred.bench.metrics import regret
 from optuna_lcpred.bench.replay import draw_rows
@@ -67,6 +69,24 @@ def test_workers_total_steps_concurrency_and_no_idle_worker(workers: int) -> Non
         trials.sort(key=lambda t: t.start)
         assert trials[0].start == 0
         assert all(a.end == b.start for a, b in itertools.pairwise(trials))
+
+
+def test_replays_hold_back_the_startup_hint_and_leave_the_logger_as_it_was(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 8 workers and the default startup of 5: a study like this logs the advice to add a
+    # fallback; a replay measures the pruner as configured and keeps it out of the output.
+    caplog.set_level(logging.WARNING, logger="optuna.lcpred.pruner")
+    table = make_table(n_trials=30, n_steps=10, seed=3, noise=0.01)
+    replay(table, LCPredictionPruner(), n_trials=30, seed=0, workers=8)
+    assert "none is pruned until n_startup_trials" not in caplog.text
+    assert logging.getLogger("optuna.lcpred.pruner").filters == []
+    study = optuna.create_study(pruner=LCPredictionPruner())
+    trials = [study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}) for _ in range(8)]
+    for trial in trials:
+        trial.report(1.0, 1)
+        trial.should_prune()
+    assert "none is pruned until n_startup_trials" in caplog.text
 
 
 def test_nop_makespan_divides_by_workers() -> None:

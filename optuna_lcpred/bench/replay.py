@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -225,7 +226,7 @@ def replay(
         running[worker] = _Running(trial=trial, row=row, start=now)
         heapq.heappush(events, (now + 1, worker))
 
-    with _optuna_quiet(quiet):
+    with _optuna_quiet(quiet), _without_startup_hint():
         for worker in range(min(workers, n_trials)):
             start(worker, 0)
         while events:
@@ -280,6 +281,23 @@ def replay(
             for v in (table.final_values if nearest is not None else table.final_values[rows])
         ),
     )
+
+
+@contextlib.contextmanager
+def _without_startup_hint() -> Iterator[None]:
+    """Hold back the pruner's advice to add a startup fallback: a replay measures the pruner
+    as it was configured, and the advice would repeat for every replay with many workers."""
+    from optuna_lcpred.pruner import STARTUP_HINT_EXTRA
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not all(getattr(record, k, None) == v for k, v in STARTUP_HINT_EXTRA.items())
+
+    logger = logging.getLogger("optuna.lcpred.pruner")
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 @contextlib.contextmanager
