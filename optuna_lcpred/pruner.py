@@ -287,7 +287,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             with one worker about the same (0.135 at 0.045 against 0.136 at 0.051);
             ``min_resource = 1`` is cheaper at more regret (0.114 at 0.059 with 8 workers;
             docs/benchmarks.md). Set ``min_resource``: with ``"auto"`` successive halving waits
-            for a COMPLETE trial to size its rungs, too late with many workers. A
+            for a COMPLETE trial to size its rungs, too late with many workers. It counts
+            steps, and those tables' curves have 51-100: scale it for much longer ones. A
             ``MedianPruner`` or ``PercentilePruner`` prunes only after its own
             ``n_startup_trials`` COMPLETE trials (default 5, as here), so it must be given fewer
             or it never prunes (a warning says so); with 1 or 2 it measured close to the
@@ -555,7 +556,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             "fallback=SuccessiveHalvingPruner(reduction_factor=2, min_resource=2) (in a study "
             'file: fallback = { name = "sha", reduction_factor = 2, min_resource = 2 }) stops '
             "the bad ones meanwhile; with 8 and 16 workers it gave fewer epochs at less regret "
-            "on the public benchmark tables (docs/benchmarks.md)."
+            "on the public benchmark tables, whose curves have 51-100 steps (min_resource "
+            "counts steps; docs/benchmarks.md)."
         )
         study.set_user_attr(ATTR_STARTUP_HINT, message)
         _logger.warning(message, extra=STARTUP_HINT_EXTRA)
