@@ -218,7 +218,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     trained on fewer runs than have finished since, the classical models (refitted at once,
     in milliseconds) decide, so a worker never waits for an annealer between epochs and never
     decides on a stale model. Where the annealer-trained ensemble decides and its members
-    disagree more than the cross-validated spread, their spread is used.
+    disagree more than the cross-validated spread, their spread is used. It can keep a trial
+    that the classical choice would stop, but it stops one only if the classical choice would
+    too: on a few finished runs it reverts to their mean, which cost the best run of some
+    studies (docs/benchmarks.md, "Inside the pruner").
 
     Each decision is written on the running trial as float user attributes:
     ``lcpred:pred_final``, ``lcpred:pred_std``, ``lcpred:prob_improve``, ``lcpred:step``,
@@ -682,7 +685,6 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         model = self._model_for(study, k, target)
         if model is None:
             return None
-        selected = model.selected
         curve = _trials.current_curve(trial, sign)
         row = np.array([[curve.get(int(s), np.nan) for s in grid[: k + 1]]])
         if not np.isfinite(row).any():
@@ -690,15 +692,59 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         _, columns = self._hyper_features()
         hyper = m.encoder.encode(trial.params)[columns][None, :]
         X = np.hstack([forward_fill(row), hyper])
-        mu_raw = float(selected.model.predict_arrays(X)[0])
-        scale = selected.scale
-        mu = float(scale.forward(mu_raw))
         finals = self._threshold_pool()
         threshold_raw = (
             float(finals.min())
             if self._threshold == "best"
             else float(np.quantile(finals, float(self._threshold)))
         )
+        mu_raw, mu, spread, prob = self._probability(model, X, k, threshold_raw)
+        scale = model.selected.scale
+        attrs = {
+            ATTR_PRED_FINAL: sign * mu_raw,
+            ATTR_PRED_STD: spread * scale.derivative_of_inverse(mu),
+            ATTR_PROB_IMPROVE: prob,
+            ATTR_STEP: float(step),
+            ATTR_THRESHOLD: sign * threshold_raw,
+            ATTR_N_TRAIN: float(model.n_rows + model.prior_rows),
+        }
+        if self._prior is not None:
+            attrs[ATTR_PRIOR_WEIGHT] = self._prior.weight
+        for percent in MILESTONES:
+            key = f"lcpred:pred_at_{percent}pct"
+            if step + 1 >= percent / 100 * (target + 1) and self._first_write(trial, key):
+                attrs[key] = attrs[ATTR_PRED_FINAL]
+                attrs[f"lcpred:std_at_{percent}pct"] = attrs[ATTR_PRED_STD]
+        prune = prob < self._min_prob
+        if prune and model.selected.name == "qsvr":
+            # The annealer's model may keep a trial the classical choice would stop, never stop
+            # one it would keep: fitted on 20-row members, it reverts to the mean of the few
+            # runs finished early in a study (docs/benchmarks.md, "Inside the pruner").
+            classical = self._step_model(
+                study, k, target, self._classical, self._classical_candidates, False, False
+            )
+            if classical is not None:
+                prune = self._probability(classical, X, k, threshold_raw)[3] < self._min_prob
+        peers = self._cache.steps.peers(step)
+        if prune and self._keep_top > 0.0 and peers >= _MIN_PEERS:
+            # A trial among the best of its peers at this step is kept whatever the model says:
+            # a model fitted on few finished trials is least reliable for the best ones. With
+            # few peers (late steps that only survivors reached) a rank means little.
+            better = self._cache.steps.n_better(
+                step, sign * float(trial.intermediate_values[step])
+            )
+            prune = better >= self._keep_top * peers
+        return _Decision(prune=prune, attrs=attrs)
+
+    def _probability(
+        self, model: _StepModel, X: np.ndarray, k: int, threshold_raw: float
+    ) -> tuple[float, float, float, float]:
+        """``model``'s prediction for the feature row ``X`` (raw and on the robust scale), its
+        spread on that scale, and the probability that the final beats ``threshold_raw``."""
+        selected = model.selected
+        mu_raw = float(selected.model.predict_arrays(X)[0])
+        scale = selected.scale
+        mu = float(scale.forward(mu_raw))
         spread = max(selected.spread, 1e-9)
         member_spread = getattr(selected.model, "predict_spread", None)
         if member_spread is not None:  # an ensemble: wider where its members disagree
@@ -723,32 +769,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             # when it is unlike every earlier run).
             local = (1.0 + float(np.sum(nearest <= needed))) / (len(nearest) + 1.0)
             prob = max(prob, local)
-        attrs = {
-            ATTR_PRED_FINAL: sign * mu_raw,
-            ATTR_PRED_STD: spread * scale.derivative_of_inverse(mu),
-            ATTR_PROB_IMPROVE: prob,
-            ATTR_STEP: float(step),
-            ATTR_THRESHOLD: sign * threshold_raw,
-            ATTR_N_TRAIN: float(model.n_rows + model.prior_rows),
-        }
-        if self._prior is not None:
-            attrs[ATTR_PRIOR_WEIGHT] = self._prior.weight
-        for percent in MILESTONES:
-            key = f"lcpred:pred_at_{percent}pct"
-            if step + 1 >= percent / 100 * (target + 1) and self._first_write(trial, key):
-                attrs[key] = attrs[ATTR_PRED_FINAL]
-                attrs[f"lcpred:std_at_{percent}pct"] = attrs[ATTR_PRED_STD]
-        prune = prob < self._min_prob
-        peers = self._cache.steps.peers(step)
-        if prune and self._keep_top > 0.0 and peers >= _MIN_PEERS:
-            # A trial among the best of its peers at this step is kept whatever the model says:
-            # a model fitted on few finished trials is least reliable for the best ones. With
-            # few peers (late steps that only survivors reached) a rank means little.
-            better = self._cache.steps.n_better(
-                step, sign * float(trial.intermediate_values[step])
-            )
-            prune = better >= self._keep_top * peers
-        return _Decision(prune=prune, attrs=attrs)
+        return mu_raw, mu, spread, prob
 
     def _model_for(self, study: optuna.Study, k: int, target: int) -> _StepModel | None:
         model = self._step_model(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from typing import Any
@@ -257,6 +258,36 @@ def test_a_stale_annealer_fit_gives_way_to_the_classical_models() -> None:
     gated.gate.set()
     assert pruner.wait_for_fits(60)
     assert pruner._models[2].n_rows == 10
+
+
+class _Hopeless:
+    """A fitted predictor that calls every trial hopeless."""
+
+    def predict_arrays(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), 100.0)
+
+
+@pytest.mark.parametrize("name", ["qsvr", "svr"])
+def test_the_annealer_model_cannot_stop_a_trial_the_classical_choice_keeps(name: str) -> None:
+    pruner = LCPredictionPruner(3, predictor="qsvr", qsvr_options={"num_reads": 5})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(0), pruner=pruner)
+    _run_finished_trials(study, 8)
+    trial = study.ask({"x": FloatDistribution(0.0, 1.0)})
+    for step, value in enumerate([1.0, 0.5, 0.3]):  # better than every finished run
+        trial.report(value, step)
+    assert not trial.should_prune()
+    assert pruner.wait_for_fits(60)
+    # The step's selection (whatever it was) is replaced by one predicting a hopeless final.
+    fitted = pruner._models[2]
+    hopeless = dataclasses.replace(fitted.selected, name=name, model=_Hopeless())
+    pruner._models[2] = dataclasses.replace(fitted, selected=hopeless)
+    trial.report(0.3, 3)  # steps 2 and 3 share step 2's model ...
+    pruner._models[3] = pruner._models[2]
+    pruned = trial.should_prune()
+    assert study.trials[trial.number].user_attrs["lcpred:prob_improve"] < 0.01
+    # ... the annealer's hopeless call is overruled by the classical models, which keep the
+    # trial; a classical candidate's call stands.
+    assert pruned == (name != "qsvr")
 
 
 def test_pruner_checks_its_annealer_settings() -> None:
