@@ -261,9 +261,11 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         n_startup_trials: No pruning until this many trials are COMPLETE (``fallback`` decides
             meanwhile).
         n_warmup_steps: No pruning before this step of a trial (as in ``MedianPruner``). The
-            default 1 never stops a trial on its first report: on 9 of the 12 public tables
-            the first value carries no rank information about the final (Spearman -0.46 to
-            0.26), and 0 left 1.6 times the regret for 6 % fewer epochs (docs/benchmarks.md).
+            default 1 never stops a trial on its first report when steps count from 0 (as in
+            Optuna's examples and the curve tables; a loop that reports from step 1 wants 2):
+            on 9 of the 12 public tables the first value carries no rank information about
+            the final (Spearman -0.46 to 0.26), and 0 left 1.6 times the regret for 6 % fewer
+            epochs (docs/benchmarks.md).
         interval_steps: Decide at most once per this many steps after the warm-up (as in
             ``MedianPruner``).
         max_resource: The step of the final value; ``"auto"`` takes the largest last step among
