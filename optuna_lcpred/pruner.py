@@ -57,6 +57,9 @@ ATTR_THRESHOLD = "lcpred:threshold"
 ATTR_N_TRAIN = "lcpred:n_train"
 ATTR_PRIOR_WEIGHT = "lcpred:prior_weight"
 ATTR_AUDIT_WOULD_PRUNE = "lcpred:audit_would_prune_at"
+#: Where the annealer-trained model called a trial hopeless: the classical choice's probability,
+#: which must be below ``min_prob`` too for the trial to stop.
+ATTR_CLASSICAL_PROB = "lcpred:classical_prob_improve"
 #: Study user attribute (a string) recording the advice to add a startup ``fallback``, given
 #: once when more trials trained in parallel than the startup needs.
 ATTR_STARTUP_HINT = "lcpred:startup_hint"
@@ -726,7 +729,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 study, k, target, self._classical, self._classical_candidates, False, False
             )
             if classical is not None:
-                prune = self._probability(classical, X, k, threshold_raw)[3] < self._min_prob
+                attrs[ATTR_CLASSICAL_PROB] = self._probability(classical, X, k, threshold_raw)[3]
+                prune = attrs[ATTR_CLASSICAL_PROB] < self._min_prob
         peers = self._cache.steps.peers(step)
         if prune and self._keep_top > 0.0 and peers >= _MIN_PEERS:
             # A trial among the best of its peers at this step is kept whatever the model says:

@@ -284,7 +284,10 @@ def test_the_annealer_model_cannot_stop_a_trial_the_classical_choice_keeps(name:
     trial.report(0.3, 3)  # steps 2 and 3 share step 2's model ...
     pruner._models[3] = pruner._models[2]
     pruned = trial.should_prune()
-    assert study.trials[trial.number].user_attrs["lcpred:prob_improve"] < 0.01
+    attrs = study.trials[trial.number].user_attrs
+    assert attrs["lcpred:prob_improve"] < 0.01
+    # The classical models' word is on the trial wherever the annealer's model wanted a stop.
+    assert (attrs.get("lcpred:classical_prob_improve", 0.0) >= 0.06) == (name == "qsvr")
     # ... the annealer's hopeless call is overruled by the classical models, which keep the
     # trial; a classical candidate's call stands.
     assert pruned == (name != "qsvr")
