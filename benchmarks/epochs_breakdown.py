@@ -73,7 +73,9 @@ def _one(
 ) -> tuple[str, dict[str, float], int | None]:
     table, spec_text, seed, n_trials, n_startup = args
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = make_pruner(parse_pruner_spec(spec_text), table.n_steps)
+    pruner = make_pruner(
+        parse_pruner_spec(spec_text), table.n_steps, last_step=int(table.steps[-1])
+    )
     result = replay(table, pruner, n_trials=n_trials, seed=seed, label=spec_text)
     return table.name, breakdown(result, n_startup), startup_length(result, n_startup)
 

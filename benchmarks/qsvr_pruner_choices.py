@@ -36,7 +36,9 @@ _DEFAULT_SPEC = (
 
 def _one(args: tuple[CurveTable, str, int, int]) -> tuple[str, float, float, dict[str, int]]:
     table, spec_text, seed, n_trials = args
-    pruner = make_pruner(parse_pruner_spec(spec_text), table.n_steps)
+    pruner = make_pruner(
+        parse_pruner_spec(spec_text), table.n_steps, last_step=int(table.steps[-1])
+    )
     assert isinstance(pruner, LCPredictionPruner)
     result = replay(table, pruner, n_trials=n_trials, seed=seed, label=spec_text)
     return table.name, result.epochs_fraction, result.regret, dict(pruner.selections)

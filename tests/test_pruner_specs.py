@@ -42,6 +42,19 @@ def test_option_values_and_percentages_of_the_table_steps() -> None:
     assert hyperband._max_resource == 52
 
 
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_percentages_of_sparse_steps_are_of_the_last_step_and_patience_of_the_reports() -> None:
+    # 50 reports at steps 10, 20, ..., 500: 10 % of training is step 50, not step 5.
+    median = make_pruner("median:n_warmup_steps=10%,interval_steps=4%", 50, last_step=500)
+    assert (median._n_warmup_steps, median._interval_steps) == (50, 20)
+    spec = "lcpred:fallback.name=sha,fallback.min_resource=4%,n_warmup_steps=2%"
+    lcpred = make_pruner(spec, 50, last_step=500)
+    assert lcpred._fallback._min_resource == 20  # type: ignore[attr-defined]
+    assert lcpred._n_warmup_steps == 10  # type: ignore[attr-defined]
+    patient = make_pruner("patient:patience=10%", 50, last_step=500)
+    assert patient._patience == 5  # 10 % of the 50 reports
+
+
 @pytest.mark.parametrize(
     ("spec", "needles"),
     [

@@ -5,7 +5,8 @@ Built-in names: ``nop``, ``median``, ``percentile`` (or ``percentileNN``, e.g. `
 Options are the pruner's own keyword arguments. Values read as int, float, bool (``true``/
 ``false``), ``none`` or text; a step-valued option (``n_warmup_steps``, ``interval_steps``,
 ``min_resource``, ``max_resource``, ``patience``) may be given as a percentage of the table's
-steps, e.g. ``n_warmup_steps=10%``. A dotted key fills a mapping option:
+steps, e.g. ``n_warmup_steps=10%`` (of the last step number + 1; ``patience``, which counts
+reports, of the number of reports). A dotted key fills a mapping option:
 ``lcpred:predictor=qsvr,qsvr_options.num_reads=10`` passes ``qsvr_options={"num_reads": 10}``.
 ``lcpred``'s ``fallback`` (the pruner deciding until its model is ready) is a name
 (``lcpred:fallback=sha``) or a name with options (``lcpred:fallback.name=median,
@@ -48,6 +49,7 @@ PrunerFactory = Callable[..., optuna.pruners.BasePruner]
 _STEP_OPTIONS = frozenset(
     {"n_warmup_steps", "interval_steps", "min_resource", "max_resource", "patience"}
 )
+_REPORT_COUNT_OPTIONS = frozenset({"patience"})  # counts reports, not step numbers
 _NAME = re.compile(r"^[a-z][a-z0-9_+\-]*$")
 _PERCENTILE_ALIAS = re.compile(r"^percentile(\d+(?:\.\d+)?)$")
 
@@ -134,11 +136,19 @@ def parse_pruner_list(texts: str | Iterable[str]) -> list[PrunerSpec]:
 
 
 def make_pruner(
-    spec: PrunerSpec | str, n_steps: int, extra: dict[str, Any] | None = None
+    spec: PrunerSpec | str,
+    n_steps: int,
+    extra: dict[str, Any] | None = None,
+    *,
+    last_step: int | None = None,
 ) -> optuna.pruners.BasePruner:
     """A fresh pruner for a spec, on a table with ``n_steps`` report steps.
 
     ``extra`` options (a prior, say) go to the pruners that take them; the others ignore them.
+    A percentage of an option compared with step numbers (``n_warmup_steps=10%``) is taken of
+    ``last_step + 1`` (default ``n_steps``: steps 0 .. n_steps - 1), so that a table whose
+    steps are sparse (10, 20, ...) gets the same fraction of training; ``patience``, which
+    counts reports, is taken of ``n_steps``.
 
     Raises:
         PrunerSpecError: Unknown name, an option the pruner does not take, or a value it rejects.
@@ -155,7 +165,8 @@ def make_pruner(
             if not isinstance(child, dict) or not part:
                 raise PrunerSpecError(f"pruner spec {spec.text!r}: {key!r} mixes a value and keys")
             node = child
-        node[leaf] = _parse_value(leaf, text, n_steps, spec)
+        span = n_steps if leaf in _REPORT_COUNT_OPTIONS or last_step is None else last_step + 1
+        node[leaf] = _parse_value(leaf, text, span, spec)
     where = f"pruner spec {spec.text!r}: "
     accepted = _check_options(factory, options, f"{where}{spec.name!r}")
     for key, value in (extra or {}).items():

@@ -184,7 +184,7 @@ def run_benchmark(
     tasks: list[tuple[int, tuple[CurveTable, CurveTable | None], PrunerSpec, int]] = []
     for table in tables:  # validate everything before any work
         for spec in specs:
-            make_pruner(spec, table.n_steps)
+            make_pruner(spec, table.n_steps, last_step=int(table.steps[-1]))
         available = table.n_trials - _prior_rows(table, prior_split)
         if (sampler is None or unique_rows) and n_trials > available:
             raise ValueError(
@@ -279,7 +279,12 @@ def _run_one(
 ) -> RunSummary:
     result = replay(
         table,
-        make_pruner(spec, table.n_steps, extra={"prior": prior} if prior is not None else None),
+        make_pruner(
+            spec,
+            table.n_steps,
+            extra={"prior": prior} if prior is not None else None,
+            last_step=int(table.steps[-1]),
+        ),
         n_trials=n_trials,
         seed=seed,
         workers=workers,
