@@ -29,7 +29,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import optuna
 
-from optuna_lcpred.bench.pruners import make_pruner
+from optuna_lcpred.bench.pruners import make_table_pruner
 from optuna_lcpred.bench.pruners import parse_pruner_spec
 from optuna_lcpred.bench.replay import ReplayResult
 from optuna_lcpred.bench.replay import replay
@@ -73,9 +73,7 @@ def _one(
 ) -> tuple[str, dict[str, float], int | None]:
     table, spec_text, seed, n_trials, n_startup = args
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = make_pruner(
-        parse_pruner_spec(spec_text), table.n_steps, last_step=int(table.steps[-1])
-    )
+    pruner = make_table_pruner(parse_pruner_spec(spec_text), table)
     result = replay(table, pruner, n_trials=n_trials, seed=seed, label=spec_text)
     return table.name, breakdown(result, n_startup), startup_length(result, n_startup)
 

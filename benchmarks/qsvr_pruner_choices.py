@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import optuna
 
-from optuna_lcpred.bench.pruners import make_pruner
+from optuna_lcpred.bench.pruners import make_table_pruner
 from optuna_lcpred.bench.pruners import parse_pruner_spec
 from optuna_lcpred.bench.replay import replay
 from optuna_lcpred.curves import CurveTable
@@ -36,9 +36,7 @@ _DEFAULT_SPEC = (
 
 def _one(args: tuple[CurveTable, str, int, int]) -> tuple[str, float, float, dict[str, int]]:
     table, spec_text, seed, n_trials = args
-    pruner = make_pruner(
-        parse_pruner_spec(spec_text), table.n_steps, last_step=int(table.steps[-1])
-    )
+    pruner = make_table_pruner(parse_pruner_spec(spec_text), table)
     assert isinstance(pruner, LCPredictionPruner)
     result = replay(table, pruner, n_trials=n_trials, seed=seed, label=spec_text)
     return table.name, result.epochs_fraction, result.regret, dict(pruner.selections)

@@ -74,9 +74,13 @@ _NEIGHBOURS = 30  # runs behind a local probability (used from 3 x this many cro
 _PRIOR_THRESHOLD_QUANTILE = 0.1  # a trial must be able to reach the prior's top decile
 _WRITTEN_ONCE_TRIM = 256  # trials remembered in the written-once record before finished ones go
 _PRIOR_MATCH_P = 0.05  # ... unless the study's finals are significantly worse than the prior's
-#: ``extra`` of the one-time warning that many trials train unpruned during the startup; the
-#: benchmark replays, which compare pruners as configured, filter it out by this attribute.
-STARTUP_HINT_EXTRA = {"lcpred_hint": "startup"}
+_STARTUP_HINT_EXTRA = {"lcpred_hint": "startup"}  # marks the one-time startup warning
+
+
+def is_startup_hint(record: logging.LogRecord) -> bool:
+    """Whether a log record is the pruner's one-time advice to add a startup ``fallback``
+    (the benchmark replays, which compare pruners as configured, filter it out)."""
+    return getattr(record, "lcpred_hint", None) == _STARTUP_HINT_EXTRA["lcpred_hint"]
 
 
 def _make_candidate(name: str, n_observed: int, horizon: int) -> CurvePredictor:
@@ -568,7 +572,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             "counts steps; docs/benchmarks.md)."
         )
         study.set_user_attr(ATTR_STARTUP_HINT, message)
-        _logger.warning(message, extra=STARTUP_HINT_EXTRA)
+        _logger.warning(message, extra=_STARTUP_HINT_EXTRA)
 
     def _fallback_prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         return self._fallback.prune(study, trial) if self._fallback is not None else False

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from typing import TYPE_CHECKING
 from typing import Any
 
 import optuna
@@ -33,12 +34,17 @@ from optuna_lcpred.bench._spec_text import split_spec
 from optuna_lcpred.pruner import LCPredictionPruner
 
 
+if TYPE_CHECKING:
+    from optuna_lcpred.curves import CurveTable
+
+
 __all__ = [
     "PrunerSpec",
     "PrunerSpecError",
     "available_pruners",
     "make_pruner",
     "make_pruner_from_options",
+    "make_table_pruner",
     "parse_pruner_list",
     "parse_pruner_spec",
     "register_pruner",
@@ -173,6 +179,13 @@ def make_pruner(
         if accepted is None or key in accepted:
             options.setdefault(key, value)
     return _build(factory, options, where)
+
+
+def make_table_pruner(
+    spec: PrunerSpec | str, table: CurveTable, extra: dict[str, Any] | None = None
+) -> optuna.pruners.BasePruner:
+    """:func:`make_pruner` for replays of ``table`` (its number of reports and last step)."""
+    return make_pruner(spec, table.n_steps, extra, last_step=int(table.steps[-1]))
 
 
 def _factory_for(spec: PrunerSpec) -> tuple[PrunerFactory, dict[str, Any]]:

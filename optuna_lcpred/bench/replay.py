@@ -287,10 +287,10 @@ def replay(
 def _without_startup_hint() -> Iterator[None]:
     """Hold back the pruner's advice to add a startup fallback: a replay measures the pruner
     as it was configured, and the advice would repeat for every replay with many workers."""
-    from optuna_lcpred.pruner import STARTUP_HINT_EXTRA
+    from optuna_lcpred.pruner import is_startup_hint
 
     def keep(record: logging.LogRecord) -> bool:
-        return not all(getattr(record, k, None) == v for k, v in STARTUP_HINT_EXTRA.items())
+        return not is_startup_hint(record)
 
     logger = logging.getLogger("optuna.lcpred.pruner")
     logger.addFilter(keep)

@@ -16,7 +16,7 @@ from optuna_lcpred.bench.metrics import epochs_fraction
 from optuna_lcpred.bench.metrics import oracle_outcome
 from optuna_lcpred.bench.metrics import regret
 from optuna_lcpred.bench.pruners import PrunerSpec
-from optuna_lcpred.bench.pruners import make_pruner
+from optuna_lcpred.bench.pruners import make_table_pruner
 from optuna_lcpred.bench.pruners import parse_pruner_spec
 from optuna_lcpred.bench.replay import draw_rows
 from optuna_lcpred.bench.replay import replay
@@ -184,7 +184,7 @@ def run_benchmark(
     tasks: list[tuple[int, tuple[CurveTable, CurveTable | None], PrunerSpec, int]] = []
     for table in tables:  # validate everything before any work
         for spec in specs:
-            make_pruner(spec, table.n_steps, last_step=int(table.steps[-1]))
+            make_table_pruner(spec, table)
         available = table.n_trials - _prior_rows(table, prior_split)
         if (sampler is None or unique_rows) and n_trials > available:
             raise ValueError(
@@ -279,12 +279,7 @@ def _run_one(
 ) -> RunSummary:
     result = replay(
         table,
-        make_pruner(
-            spec,
-            table.n_steps,
-            extra={"prior": prior} if prior is not None else None,
-            last_step=int(table.steps[-1]),
-        ),
+        make_table_pruner(spec, table, {"prior": prior} if prior is not None else None),
         n_trials=n_trials,
         seed=seed,
         workers=workers,
