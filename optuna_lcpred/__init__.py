@@ -20,6 +20,8 @@ from optuna_lcpred.predictors import LinearLastValuePredictor
 from optuna_lcpred.predictors import PowerLawPredictor
 from optuna_lcpred.predictors import SVRPredictor
 from optuna_lcpred.pruner import LCPredictionPruner
+from optuna_lcpred.report import StudyReport
+from optuna_lcpred.report import study_report
 from optuna_lcpred.sampler import PredictedFinalSampler
 
 
@@ -38,8 +40,10 @@ __all__ = [
     "PowerLawPredictor",
     "PredictedFinalSampler",
     "SVRPredictor",
+    "StudyReport",
     "__version__",
     "read_curve_table",
+    "study_report",
     "study_to_curve_table",
     "write_curve_table",
 ]

@@ -1,5 +1,5 @@
 """The ``optuna-lcpred`` command line: ``run``, ``worker``, ``bench``, ``evaluate``,
-``export-curves``.
+``export-curves``, ``report``.
 
 One class per command, registered in ``_COMMANDS``; data goes to stdout, logs and progress to
 stderr. A usage mistake prints a one-line error and exits 1 (``--debug`` shows the traceback).
@@ -266,12 +266,7 @@ class _ExportCurves(_BaseCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("out", metavar="OUT.csv", help="the table to write ('-': stdout)")
-        parser.add_argument(
-            "--storage",
-            default=os.environ.get("OPTUNA_STORAGE"),
-            help="storage URL, e.g. sqlite:///study.db (default: $OPTUNA_STORAGE)",
-        )
-        parser.add_argument("--study", help="study name (optional if the storage has one study)")
+        _add_storage_arguments(parser)
         parser.add_argument(
             "--states",
             default="complete,pruned,fail",
@@ -283,10 +278,7 @@ class _ExportCurves(_BaseCommand):
 
         from optuna_lcpred.curves import study_to_curve_table
         from optuna_lcpred.curves import write_curve_table
-        from optuna_lcpred.storage import open_storage
 
-        if not args.storage:
-            raise CLIUsageError("--storage is required (or set OPTUNA_STORAGE)")
         states = []
         for text in args.states.split(","):
             try:
@@ -296,21 +288,8 @@ class _ExportCurves(_BaseCommand):
                 raise CLIUsageError(
                     f"--states: unknown state {text.strip()!r}; expected some of {names}"
                 ) from None
-        storage = open_storage(args.storage)
-        study_name = args.study
-        if study_name is None:
-            summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
-            study_names = [s.study_name for s in summaries]
-            if len(study_names) != 1:
-                raise CLIUsageError(
-                    f"--study is required: the storage holds {len(study_names)} studies "
-                    f"({', '.join(study_names) or 'none'})"
-                )
-            study_name = study_names[0]
-        try:
-            study = optuna.load_study(study_name=study_name, storage=storage)
-        except KeyError:
-            raise CLIUsageError(f"--study {study_name!r}: no such study in the storage") from None
+        study = _load_study(args)
+        study_name = study.study_name
         table = study_to_curve_table(study, states=states)
         if args.out == "-":
             write_curve_table(table, sys.stdout)
@@ -321,6 +300,70 @@ class _ExportCurves(_BaseCommand):
                 f"{study_name!r} to {args.out}",
                 file=sys.stderr,
             )
+        return 0
+
+
+def _add_storage_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        default=os.environ.get("OPTUNA_STORAGE"),
+        help="storage URL, e.g. sqlite:///study.db (default: $OPTUNA_STORAGE)",
+    )
+    parser.add_argument("--study", help="study name (optional if the storage has one study)")
+
+
+def _load_study(args: argparse.Namespace) -> optuna.Study:
+    """The study named by ``--storage`` and ``--study`` (the only one if no name is given)."""
+    from optuna_lcpred.storage import open_storage
+
+    if not args.storage:
+        raise CLIUsageError("--storage is required (or set OPTUNA_STORAGE)")
+    storage = open_storage(args.storage)
+    study_name = args.study
+    if study_name is None:
+        summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)
+        study_names = [s.study_name for s in summaries]
+        if len(study_names) != 1:
+            raise CLIUsageError(
+                f"--study is required: the storage holds {len(study_names)} studies "
+                f"({', '.join(study_names) or 'none'})"
+            )
+        study_name = study_names[0]
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        raise CLIUsageError(f"--study {study_name!r}: no such study in the storage") from None
+
+
+class _Report(_BaseCommand):
+    help = (
+        "Say why each pruned trial of a study was stopped, how well the predictions held up, "
+        "and the live false-prune rate of the audit trials."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _add_storage_arguments(parser)
+        parser.add_argument(
+            "--last",
+            type=int,
+            default=20,
+            metavar="N",
+            help="list the last N pruned trials (default 20; 0: none)",
+        )
+        parser.add_argument("--json", metavar="OUT", help="write the report as JSON ('-': stdout)")
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from optuna_lcpred.report import study_report
+
+        if args.last < 0:
+            raise CLIUsageError(f"--last must be >= 0, got {args.last}")
+        report = study_report(_load_study(args))
+        if args.json == "-":
+            _dump_json(report.to_dict(), sys.stdout)
+            return 0
+        print(report.format(last=args.last))
+        if args.json:
+            _write_json(report.to_dict(), args.json)
         return 0
 
 
@@ -529,6 +572,7 @@ _COMMANDS: dict[str, type[_BaseCommand]] = {
     "bench": _Bench,
     "evaluate": _Evaluate,
     "export-curves": _ExportCurves,
+    "report": _Report,
 }
 
 

@@ -14,7 +14,6 @@ Needs the ``dashboard`` extra (``optuna-dashboard``, ``plotly``).
 from __future__ import annotations
 
 import logging
-import math
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -22,13 +21,11 @@ import optuna
 from optuna.trial import TrialState
 
 from optuna_lcpred import _trials
-from optuna_lcpred.pruner import ATTR_PRED_FINAL
-from optuna_lcpred.pruner import ATTR_PRED_STD
-from optuna_lcpred.pruner import ATTR_PROB_IMPROVE
-from optuna_lcpred.pruner import ATTR_STEP
-from optuna_lcpred.pruner import ATTR_THRESHOLD
 from optuna_lcpred.pruner import MILESTONES
 from optuna_lcpred.pruner import LCPredictionPruner
+from optuna_lcpred.report import NON_FINITE
+from optuna_lcpred.report import OTHER
+from optuna_lcpred.report import prune_reason
 
 
 if TYPE_CHECKING:
@@ -44,24 +41,39 @@ FIGURE_ID = "lcpred-calibration"
 
 
 def pruning_note(trial: FrozenTrial, direction: str = "minimize") -> str | None:
-    """The Markdown note for a trial pruned with a prediction, or None."""
-    attrs = trial.user_attrs
-    if trial.state != TrialState.PRUNED or ATTR_PROB_IMPROVE not in attrs:
+    """The Markdown note saying why ``trial`` was pruned, or None.
+
+    A note is written for a trial stopped by a prediction (the step, the predicted final value
+    and spread, the threshold, the probability) and for one stopped because it reported a
+    non-finite value; None for other trials (not PRUNED, or pruned where no prediction was
+    made: the startup fallback or the objective itself). See :func:`.report.prune_reason`.
+    """
+    reason = prune_reason(trial)
+    if reason is None or reason.kind == OTHER:
         return None
+    if reason.kind == NON_FINITE:
+        return (
+            f"**Stopped at step {reason.step}: it reported {reason.value}** (a diverged run; "
+            "LCPredictionPruner prunes non-finite values and never trains on them)"
+        )
     better = "below" if direction == "minimize" else "above"
     lines = [
-        f"**Pruned by LCPredictionPruner at step {int(attrs[ATTR_STEP])}**",
+        f"**Pruned by LCPredictionPruner at step {reason.step}**",
         "",
-        f"- predicted final value: {attrs[ATTR_PRED_FINAL]:.6g} "
-        f"(spread {attrs.get(ATTR_PRED_STD, math.nan):.3g})",
-        f"- threshold to beat ({better}): {attrs.get(ATTR_THRESHOLD, math.nan):.6g}",
-        f"- probability of beating it: {attrs[ATTR_PROB_IMPROVE]:.1%}",
+        f"- predicted final value: {_number(reason.pred_final, '.6g')} "
+        f"(spread {_number(reason.pred_std, '.3g')})",
+        f"- threshold to beat ({better}): {_number(reason.threshold, '.6g')}",
+        f"- probability of beating it: {_number(reason.prob_improve, '.1%')}",
     ]
-    if "lcpred:n_train" in attrs:
-        lines.append(f"- model trained on {int(attrs['lcpred:n_train'])} finished runs")
-    if "lcpred:prior_weight" in attrs:
-        lines.append(f"- weight of the prior campaigns: {attrs['lcpred:prior_weight']:.2f}")
+    if reason.n_train is not None:
+        lines.append(f"- model trained on {int(reason.n_train)} finished runs")
+    if reason.prior_weight is not None:
+        lines.append(f"- weight of the prior campaigns: {reason.prior_weight:.2f}")
     return "\n".join(lines)
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 def calibration_figure(study: optuna.Study, trials: list[FrozenTrial], title: str) -> Any:

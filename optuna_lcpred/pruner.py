@@ -57,6 +57,11 @@ ATTR_THRESHOLD = "lcpred:threshold"
 ATTR_N_TRAIN = "lcpred:n_train"
 ATTR_PRIOR_WEIGHT = "lcpred:prior_weight"
 ATTR_AUDIT_WOULD_PRUNE = "lcpred:audit_would_prune_at"
+#: The step at which the pruner stopped the trial for its prediction (written with the prune).
+ATTR_PRUNED_AT = "lcpred:pruned_at"
+#: 1.0 on an audit trial (written at its first decision), so reports find the audit trials
+#: without knowing ``audit_fraction``.
+ATTR_AUDIT = "lcpred:audit"
 #: Where the annealer-trained model called a trial hopeless: the classical choice's probability,
 #: which must be below ``min_prob`` too for the trial to stop.
 ATTR_CLASSICAL_PROB = "lcpred:classical_prob_improve"
@@ -81,6 +86,17 @@ def is_startup_hint(record: logging.LogRecord) -> bool:
     """Whether a log record is the pruner's one-time advice to add a startup ``fallback``
     (the benchmark replays, which compare pruners as configured, filter it out)."""
     return getattr(record, "lcpred_hint", None) == _STARTUP_HINT_EXTRA["lcpred_hint"]
+
+
+def is_audit_number(number: int, audit_fraction: float) -> bool:
+    """Whether trial ``number`` is an audit trial of a pruner with ``audit_fraction``.
+
+    A fixed multiplicative hash of the trial number spreads audit trials evenly, so every
+    worker (and a report read later) agrees on which trials they are.
+    """
+    if audit_fraction <= 0.0:
+        return False
+    return ((number * 2654435761) % 2**32) / 2**32 < audit_fraction
 
 
 def _make_candidate(name: str, n_observed: int, horizon: int) -> CurvePredictor:
@@ -235,13 +251,16 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     ``lcpred:threshold`` and ``lcpred:n_train`` (and ``lcpred:prior_weight`` with a prior).
     The predictions at 10, 25 and 50 % of training are also kept for good as
     ``lcpred:pred_at_<p>pct`` and ``lcpred:std_at_<p>pct``, so finished trials show how well
-    they were predicted early (:mod:`optuna_lcpred.dashboard` plots them).
+    they were predicted early (:mod:`optuna_lcpred.dashboard` plots them). A trial stopped for
+    its prediction also gets ``lcpred:pruned_at`` (the step), which tells it from one that
+    diverged or was stopped by the fallback (:func:`optuna_lcpred.study_report`).
 
     A NaN or infinite report prunes the trial at once (it diverged). Audit trials (a
     deterministic ``audit_fraction`` of trial numbers) are predicted and annotated like the
     others but never pruned for a prediction: they keep the training set honest, since pruning
     leaves only good trials to learn from, and ``lcpred:audit_would_prune_at`` records the step
-    at which one would have been stopped, so the live false-prune rate can be read off them.
+    at which one would have been stopped, so the live false-prune rate can be read off them
+    (``lcpred:audit``, 1.0, marks them; ``optuna-lcpred report`` counts them).
 
     .. note::
         Experimental: defaults may change as the benchmark (``optuna-lcpred bench``) improves.
@@ -462,10 +481,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
 
     def is_audit_trial(self, number: int) -> bool:
         """Whether trial ``number`` is an audit trial (never pruned for a prediction)."""
-        if self._audit_fraction <= 0.0:
-            return False
-        # A fixed multiplicative hash spreads audit trials evenly over trial numbers.
-        return ((number * 2654435761) % 2**32) / 2**32 < self._audit_fraction
+        return is_audit_number(number, self._audit_fraction)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         """Decide for ``trial`` at its last reported step (called by ``trial.should_prune``)."""
@@ -526,6 +542,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             return False if audit else self._fallback_prune(study, trial)
         attrs = decision.attrs
         prune = decision.prune and not audit
+        if prune:
+            attrs = {**attrs, ATTR_PRUNED_AT: float(step)}
+        if audit and self._first_write(trial, ATTR_AUDIT):
+            attrs = {**attrs, ATTR_AUDIT: 1.0}
         if audit and decision.prune and self._first_write(trial, ATTR_AUDIT_WOULD_PRUNE):
             # Where the pruner would have stopped it: with the trial's final value, this is
             # the live false-prune rate.

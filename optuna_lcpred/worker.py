@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -369,6 +370,13 @@ class StudySummary:
             url = url[len("journal:") :]
         return f"optuna-dashboard {url}"
 
+    def report_command(self) -> str:
+        """The ``optuna-lcpred report`` command for this study (a redacted password stays so)."""
+        return (
+            f"optuna-lcpred report --storage {shlex.quote(self.storage)} "
+            f"--study {shlex.quote(self.name)}"
+        )
+
     def format(self) -> str:
         """A few lines for a terminal."""
         lines = [f"study {self.name!r} in {self.storage}"]
@@ -386,6 +394,8 @@ class StudySummary:
                 f"epochs trained: {self.epochs_trained} of {self.epochs_full} for training every "
                 f"finished trial fully ({self.epochs_fraction:.1%})"
             )
+        if self.n_pruned:
+            lines.append(f"why pruned: {self.report_command()}")
         lines.append(f"dashboard: {self.dashboard_command()}")
         return "\n".join(lines)
 

@@ -93,6 +93,14 @@ def test_four_workers_on_the_embedded_journal(tmp_path: Path) -> None:
     assert (tmp_path / "replay.journal").is_file()
     _check_intact(open_storage(str(tmp_path / "replay.journal")), 40)
     assert "dashboard: optuna-dashboard replay.journal" in result.stdout
+    # The summary names the command that says why trials were pruned, and it works as printed.
+    line = next(x for x in result.stdout.splitlines() if x.startswith("why pruned: "))
+    assert (
+        line == "why pruned: optuna-lcpred report --storage journal:replay.journal --study replay"
+    )
+    report = _cli(*line.split()[3:], cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "pruned: " in report.stdout and "by a prediction" in report.stdout
 
 
 def test_four_workers_on_postgresql(tmp_path: Path, pg_url: str) -> None:
