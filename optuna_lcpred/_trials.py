@@ -398,8 +398,15 @@ def model_store(study: optuna.Study) -> Any:
 
 
 def predicted_final_value(trial: FrozenTrial, key: str) -> float | None:
-    """The predicted final value ``LCPredictionPruner`` stored on a PRUNED trial, else None."""
+    """The predicted final value ``LCPredictionPruner`` stored on a PRUNED trial, else None.
+
+    None too for a trial whose last report is NaN or infinite: it was stopped because it
+    diverged, and the prediction it carries is from the decision before, which kept it.
+    """
     if trial.state != TrialState.PRUNED:
+        return None
+    last = trial.last_step
+    if last is not None and not math.isfinite(trial.intermediate_values[last]):
         return None
     value = trial.user_attrs.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -54,6 +54,12 @@ def _study(sampler: BaseSampler) -> optuna.Study:
     t2 = study.ask(SPACE)
     t2.report(9.0, 0)
     study.tell(t2, state=TrialState.PRUNED)
+    # Trial 3 was predicted to do well at step 0, then diverged: pruned for the NaN.
+    t3 = study.ask(SPACE)
+    t3.report(1.2, 0)
+    t3.set_user_attr("lcpred:pred_final", 1.0)
+    t3.report(float("nan"), 1)
+    study.tell(t3, state=TrialState.PRUNED)
     return study
 
 
@@ -67,9 +73,11 @@ def test_the_view_shows_predictions_for_this_pruners_pruned_trials_only() -> Non
     assert seen[1] == ("COMPLETE", 2.25)
     # ... and pruned by another pruner (no prediction): still PRUNED.
     assert seen[2] == ("PRUNED", None)
+    # A diverged run is not shown at the favourable prediction made before it diverged.
+    assert seen[3] == ("PRUNED", None)
     # The study itself is untouched.
     states = [t.state for t in study.get_trials()]
-    assert states[:3] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED]
+    assert states[:4] == [TrialState.COMPLETE] + [TrialState.PRUNED] * 3
     assert study.best_value == 1.5
 
 
@@ -77,13 +85,13 @@ def test_the_view_reads_new_trials_at_every_ask() -> None:
     recorder = _Recorder()
     study = _study(PredictedFinalSampler(recorder))
     study.ask(SPACE)
-    t4 = study.ask(SPACE)
-    t4.report(1.0, 0)
-    t4.set_user_attr("lcpred:pred_final", 0.5)
-    study.tell(t4, state=TrialState.PRUNED)
+    t5 = study.ask(SPACE)
+    t5.report(1.0, 0)
+    t5.set_user_attr("lcpred:pred_final", 0.5)
+    study.tell(t5, state=TrialState.PRUNED)
     study.ask(SPACE)
     # The trial pruned in between is in the next view, as COMPLETE at its prediction.
-    assert recorder.seen[-1][4] == ("COMPLETE", 0.5)
+    assert recorder.seen[-1][t5.number] == ("COMPLETE", 0.5)
 
 
 def test_writes_go_to_the_real_study() -> None:
