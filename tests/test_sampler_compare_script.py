@@ -1,0 +1,70 @@
+"""``benchmarks/sampler_compare.py``: the per-table, per-seed comparison of two bench runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from optuna_lcpred.bench.runner import run_benchmark
+from optuna_lcpred.curves import CurveTable
+
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sampler_compare.py"
+SEEDS = list(range(6))
+
+
+def _bench_json(tmp_path: Path, name: str, table: CurveTable) -> Path:
+    path = tmp_path / name
+    report = run_benchmark([table], ["nop"], n_trials=12, seeds=SEEDS)
+    path.write_text(json.dumps(report.to_json()))
+    return path
+
+
+def _edit(path: Path, epochs: float, regrets: list[float]) -> None:
+    data = json.loads(path.read_text())
+    for entry in data["tables"].values():
+        result = entry["results"]["nop"]
+        result["epochs_fraction"] = epochs
+        result["regret_per_seed"] = regrets
+        result["regret"] = sum(regrets) / len(regrets)
+    path.write_text(json.dumps(data))
+
+
+def _run(*args: Path | str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True
+    )
+
+
+def test_counts_and_the_paired_test(table: CurveTable, tmp_path: Path) -> None:
+    a, b = _bench_json(tmp_path, "a.json", table), _bench_json(tmp_path, "b.json", table)
+    _edit(a, 0.50, [0.3] * 6)
+    _edit(b, 0.52, [0.0] * 6)  # lower regret on every seed, epochs within 5 %
+    run = _run(a, b, "--pruner", "nop", "--names", "tpe", "tpe+predicted")
+    assert run.returncode == 0, run.stderr
+    row = next(line for line in run.stdout.splitlines() if line.startswith(f"| {table.name}"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1:6] == ["0.500 / 0.300", "0.520 / 0.000", "yes", "yes", "6 / 0"]
+    assert float(cells[6]) < 0.05  # six seeds all the same way: Wilcoxon p = 2 / 2**6
+    assert "on 1 of 1 tables" in run.stdout and "paired p < 0.05 on 1" in run.stdout
+    # One seed worse, the rest equal: regret higher, and nothing a test can tell from noise.
+    _edit(b, 0.60, [0.3] * 5 + [0.4])
+    run = _run(a, b, "--pruner", "nop")
+    row = next(line for line in run.stdout.splitlines() if line.startswith(f"| {table.name}"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[3:7] == ["no", "no", "0 / 1", "1.00"]
+    assert "on 0 of 1 tables" in run.stdout
+
+
+def test_other_seeds_or_a_missing_pruner_are_refused(table: CurveTable, tmp_path: Path) -> None:
+    a = _bench_json(tmp_path, "a.json", table)
+    other = tmp_path / "other.json"
+    data = json.loads(a.read_text())
+    next(iter(data["tables"].values()))["seed_values"] = [9]
+    other.write_text(json.dumps(data))
+    run = _run(a, other, "--pruner", "nop")
+    assert run.returncode != 0 and "other seeds" in run.stderr
+    run = _run(a, a, "--pruner", "lcpred")
+    assert run.returncode != 0 and "no results for pruner 'lcpred'" in run.stderr
