@@ -36,6 +36,7 @@ from optuna_lcpred.pruner import ATTR_PRED_STD
 from optuna_lcpred.pruner import ATTR_PRIOR_WEIGHT
 from optuna_lcpred.pruner import ATTR_PROB_IMPROVE
 from optuna_lcpred.pruner import ATTR_PRUNED_AT
+from optuna_lcpred.pruner import ATTR_STARTUP_HINT
 from optuna_lcpred.pruner import ATTR_THRESHOLD
 from optuna_lcpred.pruner import MILESTONES
 
@@ -129,6 +130,8 @@ class StudyReport:
         audit_would_prune: Those the pruner would have stopped (``audit_would_prune_at``).
         false_prunes: Of those, the trials that finished better than every trial completed
             before them: runs the pruner would have lost as the study's new best.
+        startup_hint: The pruner's advice to add a startup ``fallback``, if it gave one (more
+            trials trained in parallel before its model was ready than the startup needed).
     """
 
     study: str
@@ -140,6 +143,7 @@ class StudyReport:
     n_audit: int = 0
     audit_would_prune: list[int] = field(default_factory=list)
     false_prunes: list[int] = field(default_factory=list)
+    startup_hint: str | None = None
 
     @property
     def false_prune_rate(self) -> float:
@@ -214,6 +218,8 @@ class StudyReport:
                 + (f"(live false-prune rate {self.false_prune_rate:.0%})" if would else "")
                 + (f": trials {_numbers(self.false_prunes)}" if self.false_prunes else "")
             )
+        if self.startup_hint:
+            lines.append(f"hint: {self.startup_hint}")
         return "\n".join(lines)
 
 
@@ -296,6 +302,7 @@ def study_report(study: optuna.Study) -> StudyReport:
         source = "complete" if calibration else "none"
     would = [t for t in audit if ATTR_AUDIT_WOULD_PRUNE in t.user_attrs]
     false = [t.number for t in would if _became_best(t, complete, direction)]
+    hint = study.user_attrs.get(ATTR_STARTUP_HINT)
     return StudyReport(
         study=study.study_name,
         direction=direction,
@@ -306,6 +313,7 @@ def study_report(study: optuna.Study) -> StudyReport:
         n_audit=len(audit),
         audit_would_prune=[t.number for t in would],
         false_prunes=false,
+        startup_hint=hint if isinstance(hint, str) else None,
     )
 
 

@@ -188,6 +188,18 @@ def test_a_new_best_is_direction_aware() -> None:
     assert report.audit_would_prune == [1, 2] and report.false_prunes == [1]
 
 
+def test_the_startup_hint_is_repeated() -> None:
+    study = optuna.create_study(pruner=LCPredictionPruner(n_startup_trials=2, n_warmup_steps=0))
+    assert study_report(study).startup_hint is None
+    running = [study.ask(SPACE) for _ in range(4)]  # four train at once, none finished
+    for trial in running:
+        trial.report(1.0, 0)
+        trial.should_prune()
+    hint = study_report(study).startup_hint
+    assert hint is not None and "fallback" in hint
+    assert f"hint: {hint}" in study_report(study).format()
+
+
 def test_multi_objective_studies_are_refused() -> None:
     study = optuna.create_study(directions=["minimize", "minimize"])
     with pytest.raises(ValueError, match="2 objectives"):
