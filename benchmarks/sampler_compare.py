@@ -12,6 +12,8 @@ Usage::
     optuna-lcpred bench TABLES --pruners lcpred --sampler tpe --seeds 10 --json a.json
     optuna-lcpred bench TABLES --pruners lcpred --sampler tpe+predicted --seeds 10 --json b.json
     python benchmarks/sampler_compare.py a.json b.json [--pruner lcpred] [--tolerance 0.05]
+
+Runs split over seeds (``--first-seed``) merge: ``a0.json,a5.json b0.json,b5.json``.
 """
 
 from __future__ import annotations
@@ -26,13 +28,26 @@ import numpy as np
 from scipy.stats import wilcoxon
 
 
-def _results(path: Path, pruner: str) -> dict[str, dict[str, Any]]:
-    tables = json.loads(path.read_text())["tables"]
-    out = {}
-    for table, entry in tables.items():
-        if pruner not in entry["results"]:
-            raise SystemExit(f"{path}: table {table!r} has no results for pruner {pruner!r}")
-        out[table] = {"seeds": entry["seed_values"], **entry["results"][pruner]}
+def _results(paths: list[Path], pruner: str) -> dict[str, dict[str, Any]]:
+    """Per table: seeds, per-seed epochs and regrets, merged over ``paths`` (other seeds)."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        tables = json.loads(path.read_text())["tables"]
+        for table, entry in tables.items():
+            if pruner not in entry["results"]:
+                raise SystemExit(f"{path}: table {table!r} has no results for pruner {pruner!r}")
+            result = entry["results"][pruner]
+            merged = out.setdefault(
+                table, {"seeds": [], "epochs_fraction_per_seed": [], "regret_per_seed": []}
+            )
+            if set(merged["seeds"]) & set(entry["seed_values"]):
+                raise SystemExit(f"{path}: table {table!r} repeats seeds of an earlier file")
+            merged["seeds"] += entry["seed_values"]
+            merged["epochs_fraction_per_seed"] += result["epochs_fraction_per_seed"]
+            merged["regret_per_seed"] += result["regret_per_seed"]
+    for merged in out.values():  # as the bench reports: median epochs, mean regret
+        merged["epochs_fraction"] = float(np.median(merged["epochs_fraction_per_seed"]))
+        merged["regret"] = float(np.mean(merged["regret_per_seed"]))
     return out
 
 
@@ -97,19 +112,23 @@ def markdown(rows: list[dict[str, Any]], names: tuple[str, str], tolerance: floa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("first", type=Path, help="bench JSON of the reference run")
-    parser.add_argument("second", type=Path, help="bench JSON of the run compared with it")
+    parser.add_argument(
+        "first", help="bench JSON of the reference run (several, comma-separated, merge seeds)"
+    )
+    parser.add_argument("second", help="bench JSON of the run compared with it (likewise)")
     parser.add_argument("--pruner", default="lcpred", help="the pruner spec in both files")
     parser.add_argument(
         "--tolerance", type=float, default=0.05, help="epochs count as equal within this share"
     )
     parser.add_argument("--names", nargs=2, default=None, metavar=("FIRST", "SECOND"))
     args = parser.parse_args(argv)
-    first, second = _results(args.first, args.pruner), _results(args.second, args.pruner)
+    first_paths = [Path(p) for p in args.first.split(",")]
+    second_paths = [Path(p) for p in args.second.split(",")]
+    first, second = _results(first_paths, args.pruner), _results(second_paths, args.pruner)
     rows = compare(first, second, args.tolerance)
     if not rows:
         raise SystemExit("the two files have no table in common")
-    names = tuple(args.names) if args.names else (args.first.stem, args.second.stem)
+    names = tuple(args.names) if args.names else (first_paths[0].stem, second_paths[0].stem)
     print(markdown(rows, names, args.tolerance))  # type: ignore[arg-type]
     return 0
 

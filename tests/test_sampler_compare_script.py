@@ -15,9 +15,9 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sampler_compare.p
 SEEDS = list(range(6))
 
 
-def _bench_json(tmp_path: Path, name: str, table: CurveTable) -> Path:
+def _bench_json(tmp_path: Path, name: str, table: CurveTable, seeds: list[int] = SEEDS) -> Path:
     path = tmp_path / name
-    report = run_benchmark([table], ["nop"], n_trials=12, seeds=SEEDS)
+    report = run_benchmark([table], ["nop"], n_trials=12, seeds=seeds)
     path.write_text(json.dumps(report.to_json()))
     return path
 
@@ -29,6 +29,7 @@ def _edit(path: Path, epochs: float, regrets: list[float]) -> None:
         result["epochs_fraction"] = epochs
         result["regret_per_seed"] = regrets
         result["regret"] = sum(regrets) / len(regrets)
+        result["epochs_fraction_per_seed"] = [epochs] * len(regrets)
     path.write_text(json.dumps(data))
 
 
@@ -68,3 +69,18 @@ def test_other_seeds_or_a_missing_pruner_are_refused(table: CurveTable, tmp_path
     assert run.returncode != 0 and "other seeds" in run.stderr
     run = _run(a, a, "--pruner", "lcpred")
     assert run.returncode != 0 and "no results for pruner 'lcpred'" in run.stderr
+
+
+def test_runs_split_over_seeds_merge(table: CurveTable, tmp_path: Path) -> None:
+    halves = []
+    for name, seeds in (("a0", [0, 1, 2]), ("a3", [3, 4, 5])):
+        halves.append(_bench_json(tmp_path, f"{name}.json", table, seeds))
+    _edit(halves[0], 0.50, [0.3] * 3)
+    _edit(halves[1], 0.50, [0.3] * 3)
+    b = _bench_json(tmp_path, "b.json", table)
+    _edit(b, 0.50, [0.0] * 6)
+    run = _run(",".join(map(str, halves)), b, "--pruner", "nop")
+    assert run.returncode == 0, run.stderr
+    assert "| 6 / 0 |" in run.stdout  # six seeds compared, as in one file
+    run = _run(f"{halves[0]},{halves[0]}", b, "--pruner", "nop")
+    assert run.returncode != 0 and "repeats seeds" in run.stderr
