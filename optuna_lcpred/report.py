@@ -266,12 +266,14 @@ def study_report(study: optuna.Study) -> StudyReport:
         >>> from optuna_lcpred import LCPredictionPruner
         >>> from optuna_lcpred.report import study_report
         >>> def objective(trial):
-        ...     x = trial.suggest_float("x", 0, 1)
-        ...     for step in range(10):
-        ...         trial.report(x + 1 / (step + 1), step)
+        ...     lr = trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        ...     loss = float("inf")
+        ...     for epoch in range(12):
+        ...         loss = abs(lr - 1e-2) + 2.0 / (epoch + 2)
+        ...         trial.report(loss, epoch)
         ...         if trial.should_prune():
         ...             raise optuna.TrialPruned()
-        ...     return x + 0.1
+        ...     return loss
         >>> sampler = optuna.samplers.RandomSampler(seed=0)
         >>> pruner = LCPredictionPruner(audit_fraction=0.2)
         >>> study = optuna.create_study(sampler=sampler, pruner=pruner)
