@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from optuna_lcpred import _trials
 from optuna_lcpred.pruner import MILESTONES
 from optuna_lcpred.pruner import LCPredictionPruner
+from optuna_lcpred.pruner import milestone_keys
 from optuna_lcpred.report import NON_FINITE
 from optuna_lcpred.report import OTHER
 from optuna_lcpred.report import prune_reason
@@ -83,13 +84,13 @@ def calibration_figure(study: optuna.Study, trials: list[FrozenTrial], title: st
     figure = go.Figure()
     values: list[float] = []
     for percent in MILESTONES:
-        key = f"lcpred:pred_at_{percent}pct"
+        key, std_key = milestone_keys(percent)
         rows = [t for t in trials if key in t.user_attrs and t.value is not None]
         if not rows:
             continue
         actual = [float(t.value) for t in rows]  # type: ignore[arg-type]
         predicted = [float(t.user_attrs[key]) for t in rows]
-        spread = [float(t.user_attrs.get(f"lcpred:std_at_{percent}pct", 0.0)) for t in rows]
+        spread = [float(t.user_attrs.get(std_key, 0.0)) for t in rows]
         values.extend(actual + predicted)
         figure.add_trace(
             go.Scatter(

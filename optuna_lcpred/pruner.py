@@ -88,6 +88,11 @@ def is_startup_hint(record: logging.LogRecord) -> bool:
     return getattr(record, "lcpred_hint", None) == _STARTUP_HINT_EXTRA["lcpred_hint"]
 
 
+def milestone_keys(percent: int) -> tuple[str, str]:
+    """The user-attribute keys of the prediction and its spread kept at ``percent`` of training."""
+    return f"lcpred:pred_at_{percent}pct", f"lcpred:std_at_{percent}pct"
+
+
 def is_audit_number(number: int, audit_fraction: float) -> bool:
     """Whether trial ``number`` is an audit trial of a pruner with ``audit_fraction``.
 
@@ -740,10 +745,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         if self._prior is not None:
             attrs[ATTR_PRIOR_WEIGHT] = self._prior.weight
         for percent in MILESTONES:
-            key = f"lcpred:pred_at_{percent}pct"
+            key, std_key = milestone_keys(percent)
             if step + 1 >= percent / 100 * (target + 1) and self._first_write(trial, key):
                 attrs[key] = attrs[ATTR_PRED_FINAL]
-                attrs[f"lcpred:std_at_{percent}pct"] = attrs[ATTR_PRED_STD]
+                attrs[std_key] = attrs[ATTR_PRED_STD]
         prune = prob < self._min_prob
         if prune and model.selected.name == "qsvr":
             # The annealer's model may keep a trial the classical choice would stop, never stop

@@ -39,6 +39,7 @@ from optuna_lcpred.pruner import ATTR_PRUNED_AT
 from optuna_lcpred.pruner import ATTR_STARTUP_HINT
 from optuna_lcpred.pruner import ATTR_THRESHOLD
 from optuna_lcpred.pruner import MILESTONES
+from optuna_lcpred.pruner import milestone_keys
 
 
 if TYPE_CHECKING:
@@ -322,13 +323,13 @@ def study_report(study: optuna.Study) -> StudyReport:
 def _calibration(trials: Sequence[FrozenTrial]) -> list[Calibration]:
     rows = []
     for percent in MILESTONES:
-        key = f"lcpred:pred_at_{percent}pct"
+        key, std_key = milestone_keys(percent)
         pairs = np.array(
             [
                 (
                     float(t.value),
                     float(t.user_attrs[key]),
-                    float(t.user_attrs.get(f"lcpred:std_at_{percent}pct", math.nan)),
+                    float(t.user_attrs.get(std_key, math.nan)),
                 )
                 for t in trials
                 if key in t.user_attrs and t.value is not None
