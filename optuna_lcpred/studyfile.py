@@ -22,12 +22,14 @@ Layout (every table but ``[study]`` and ``[objective]`` is optional)::
 
     [pruner]
     name = "lcpred"               # any name `optuna-lcpred bench --pruners` knows
+    steps = 20                    # steps each trial reports (0 .. 19); needed only by "10%"
     [pruner.options]
     min_prob = 0.06
     prior = ["old-campaign.csv", "sqlite:///old.db:mlpf-v1"]   # warm start (optional)
     fallback = "sha"              # decides until the model is ready (optional; default: none;
                                   # with options, cheaper with many workers:
                                   # { name = "sha", reduction_factor = 2, min_resource = 2 })
+    n_warmup_steps = "10%"        # a step-valued option may be a percentage of `steps`
 
     [dashboard]                   # notes on pruned trials, a calibration figure (optional)
     every = 10                    # publish the figure every 10 finished trials
@@ -101,6 +103,7 @@ class StudyConfig:
         objective_options: Keyword arguments for the factory.
         sampler: Sampler name; ``sampler_seed`` and ``sampler_options`` configure it.
         pruner: Pruner name; ``pruner_options`` configure it.
+        pruner_steps: Steps each trial reports, for step-valued options given as percentages.
         rdb: Settings used when the storage is an RDB URL.
         dashboard: ``{"every": N, "notes": bool}`` when the file has a ``[dashboard]`` table.
     """
@@ -118,6 +121,7 @@ class StudyConfig:
     sampler_options: dict[str, Any] = field(default_factory=dict)
     pruner: str = "lcpred"
     pruner_options: dict[str, Any] = field(default_factory=dict)
+    pruner_steps: int | None = None
     rdb: RDBOptions = field(default_factory=RDBOptions)
     dashboard: dict[str, Any] | None = None
 
@@ -179,7 +183,7 @@ class StudyConfig:
         if "prior" in options:
             options["prior"] = self._beside_file(options["prior"])
         try:
-            return make_pruner_from_options(self.pruner, options)
+            return make_pruner_from_options(self.pruner, options, n_steps=self.pruner_steps)
         except PrunerSpecError as exc:
             raise StudyFileError(f"{self.source}: pruner: {exc}") from None
 
@@ -205,7 +209,7 @@ _SCHEMA: dict[str, dict[str, tuple[type, ...]]] = {
     },
     "objective": {"target": (str,), "options": (dict,)},
     "sampler": {"name": (str,), "seed": (int,), "options": (dict,)},
-    "pruner": {"name": (str,), "options": (dict,)},
+    "pruner": {"name": (str,), "steps": (int,), "options": (dict,)},
     "dashboard": {"every": (int,), "notes": (bool,)},
     "rdb": {
         "heartbeat_interval": (int,),
@@ -307,6 +311,9 @@ def parse_study(raw: Mapping[str, Any], *, source: str = "study file") -> StudyC
         raise StudyFileError(
             f"{source}: sampler.name must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}"
         )
+    steps = tables["pruner"].get("steps")
+    if steps is not None and steps < 1:
+        raise StudyFileError(f"{source}: pruner.steps must be >= 1, got {steps!r}")
     rdb_values = tables["rdb"]
     for key, value in rdb_values.items():
         if value < 0 or (key in ("pool_size", "grace_period") and value == 0):
@@ -325,6 +332,7 @@ def parse_study(raw: Mapping[str, Any], *, source: str = "study file") -> StudyC
         sampler_options=dict(tables["sampler"].get("options", {})),
         pruner=tables["pruner"].get("name", "lcpred"),
         pruner_options=dict(tables["pruner"].get("options", {})),
+        pruner_steps=steps,
         rdb=RDBOptions(**rdb_values),
         dashboard=dict(tables["dashboard"]) if "dashboard" in raw else None,
     )

@@ -64,6 +64,7 @@ def test_percentages_of_sparse_steps_are_of_the_last_step_and_patience_of_the_re
         ("percentile25:percentile=30", ["already fixes percentile=25"]),
         ("median:n_warmup_steps", ["must look like key=value"]),
         ("median:n_warmup_steps=x%", ["not a percentage"]),
+        ("median:n_warmup_steps=150%", ["n_warmup_steps='150%' must be between 0% and 100%"]),
         ("lcpred:fallback=bogus", ["fallback: unknown pruner 'bogus'", "median"]),
         ("lcpred:fallback.percentile=25", ["must name a pruner", "fallback.name=NAME"]),
         ("lcpred:fallback=lcpred", ["fallback cannot be 'lcpred'"]),

@@ -156,3 +156,72 @@ def test_pruner_fallback_that_names_nothing_is_an_error(tmp_path: Path) -> None:
     config = load_study_file(_write(tmp_path, MINIMAL + '[pruner.options]\nfallback = "nosuch"\n'))
     with pytest.raises(StudyFileError, match="fallback: unknown pruner 'nosuch'"):
         config.make_pruner()
+
+
+def _median_decisions(pruner: optuna.pruners.BasePruner, n_steps: int) -> list[bool]:
+    """Per step, whether a trial far worse than one finished trial is pruned."""
+    study = optuna.create_study(pruner=pruner)
+    done = study.ask()
+    for step in range(n_steps):
+        done.report(0.0, step)
+    study.tell(done, 0.0)
+    trial = study.ask()
+    decisions = []
+    for step in range(n_steps):
+        trial.report(10.0, step)
+        decisions.append(trial.should_prune())
+    return decisions
+
+
+@pytest.mark.parametrize(
+    "pruner",
+    [
+        '[pruner]\nname = "median"\nsteps = 10\n'
+        '[pruner.options]\nn_startup_trials = 1\nn_warmup_steps = "30%"\n',
+        # The same, as lcpred's fallback: lcpred waits for 5 finished trials, the median for 1.
+        '[pruner]\nname = "lcpred"\nsteps = 10\n[pruner.options]\nfallback = { name = "median",'
+        ' n_startup_trials = 1, n_warmup_steps = "30%" }\n',
+    ],
+)
+def test_step_options_as_percentages_of_the_pruner_steps(tmp_path: Path, pruner: str) -> None:
+    config = load_study_file(_write(tmp_path, MINIMAL + pruner))
+    assert config.pruner_steps == 10
+    # 30 % of 10 steps: no pruning at steps 0-2, pruning from step 3 on.
+    assert _median_decisions(config.make_pruner(), 10) == [False] * 3 + [True] * 7
+
+
+def test_a_percentage_from_the_command_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, MINIMAL + '[pruner]\nname = "median"\n')
+    config = load_study_file(
+        path,
+        [
+            "pruner.steps=20",
+            "pruner.options.n_startup_trials=1",
+            "pruner.options.n_warmup_steps=50%",
+        ],
+    )
+    assert _median_decisions(config.make_pruner(), 20) == [False] * 10 + [True] * 10
+
+
+@pytest.mark.parametrize(
+    ("pruner", "message"),
+    [
+        ('[pruner.options]\nn_warmup_steps = "10%"\n', r"n_warmup_steps = '10%' is a fraction"),
+        (
+            '[pruner.options]\nfallback = { name = "sha", min_resource = "5%" }\n',
+            r"min_resource = '5%' is a fraction of training: give the number of steps",
+        ),
+        ('[pruner]\nsteps = 10\n[pruner.options]\nn_warmup_steps = "ten%"\n', "not a percentage"),
+        ('[pruner]\nsteps = 10\n[pruner.options]\nn_warmup_steps = "150%"\n', "between 0% and"),
+    ],
+)
+def test_bad_percentages_are_errors(tmp_path: Path, pruner: str, message: str) -> None:
+    config = load_study_file(_write(tmp_path, MINIMAL + pruner))
+    with pytest.raises(StudyFileError, match=message) as info:
+        config.make_pruner()
+    assert "study.toml: pruner:" in str(info.value)
+
+
+def test_pruner_steps_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(StudyFileError, match=r"pruner\.steps must be >= 1, got 0"):
+        load_study_file(_write(tmp_path, MINIMAL + "[pruner]\nsteps = 0\n"))

@@ -48,6 +48,7 @@ __all__ = [
     "parse_pruner_list",
     "parse_pruner_spec",
     "register_pruner",
+    "resolve_step_percentages",
 ]
 
 PrunerFactory = Callable[..., optuna.pruners.BasePruner]
@@ -245,13 +246,7 @@ def _build(
 
 def _parse_value(key: str, text: str, n_steps: int, spec: PrunerSpec) -> Any:
     if key in _STEP_OPTIONS and text.endswith("%"):
-        try:
-            percent = float(text[:-1])
-        except ValueError:
-            raise PrunerSpecError(
-                f"pruner spec {spec.text!r}: {key}={text!r} is not a percentage"
-            ) from None
-        return max(0, round(percent / 100.0 * n_steps))
+        return _percent_of(key, text, n_steps, f"pruner spec {spec.text!r}: ")
     return parse_scalar(text)
 
 
@@ -297,14 +292,56 @@ _lcpred.__wrapped__ = LCPredictionPruner  # type: ignore[attr-defined]  # its op
 register_pruner("lcpred", _lcpred)
 
 
-def make_pruner_from_options(name: str, options: dict[str, Any]) -> optuna.pruners.BasePruner:
+def make_pruner_from_options(
+    name: str, options: dict[str, Any], *, n_steps: int | None = None
+) -> optuna.pruners.BasePruner:
     """A pruner by registered ``name`` with typed ``options`` (as a study file gives them).
 
+    A step-valued option written as a percentage (``n_warmup_steps = "10%"``, also inside a
+    ``fallback`` mapping) is taken of ``n_steps``, the number of steps each trial reports
+    (steps 0 .. n_steps - 1).
+
     Raises:
-        PrunerSpecError: Unknown name, an option the pruner does not take, or a value it rejects.
+        PrunerSpecError: Unknown name, an option the pruner does not take, a value it rejects,
+            or a percentage without ``n_steps``.
     """
     spec = PrunerSpec(text=name, name=name.strip().lower(), options={})
     factory, fixed = _factory_for(spec)
-    merged = {**fixed, **options}
+    merged = {**fixed, **resolve_step_percentages(options, n_steps)}
     _check_options(factory, merged, repr(name))
     return _build(factory, merged, f"{name!r}: ")
+
+
+def resolve_step_percentages(options: Mapping[str, Any], n_steps: int | None) -> dict[str, Any]:
+    """A copy of ``options`` whose step-valued percentages (``"10%"``) are step counts.
+
+    Nested mappings (a ``fallback`` with its options) are resolved too; ``n_steps`` is the
+    number of steps each trial reports.
+
+    Raises:
+        PrunerSpecError: A percentage that is not a number, or one given without ``n_steps``.
+    """
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            out[key] = resolve_step_percentages(value, n_steps)
+        elif key in _STEP_OPTIONS and isinstance(value, str) and value.strip().endswith("%"):
+            if n_steps is None:
+                raise PrunerSpecError(
+                    f"{key} = {value!r} is a fraction of training: give the number of steps "
+                    "each trial reports ([pruner] steps = N in a study file)"
+                )
+            out[key] = _percent_of(key, value.strip(), n_steps, "")
+        else:
+            out[key] = value
+    return out
+
+
+def _percent_of(key: str, text: str, n_steps: int, where: str) -> int:
+    try:
+        percent = float(text[:-1])
+    except ValueError:
+        raise PrunerSpecError(f"{where}{key}={text!r} is not a percentage") from None
+    if not 0.0 <= percent <= 100.0:
+        raise PrunerSpecError(f"{where}{key}={text!r} must be between 0% and 100%")
+    return max(0, round(percent / 100.0 * n_steps))
