@@ -319,7 +319,8 @@ def resolve_step_percentages(options: Mapping[str, Any], n_steps: int | None) ->
     number of steps each trial reports.
 
     Raises:
-        PrunerSpecError: A percentage that is not a number, or one given without ``n_steps``.
+        PrunerSpecError: A percentage that is not a number or not in 0-100 %, or one given
+            without ``n_steps``.
     """
     out: dict[str, Any] = {}
     for key, value in options.items():
