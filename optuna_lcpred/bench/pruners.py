@@ -48,7 +48,6 @@ __all__ = [
     "parse_pruner_list",
     "parse_pruner_spec",
     "register_pruner",
-    "resolve_step_percentages",
 ]
 
 PrunerFactory = Callable[..., optuna.pruners.BasePruner]
@@ -307,12 +306,12 @@ def make_pruner_from_options(
     """
     spec = PrunerSpec(text=name, name=name.strip().lower(), options={})
     factory, fixed = _factory_for(spec)
-    merged = {**fixed, **resolve_step_percentages(options, n_steps)}
+    merged = {**fixed, **_resolve_step_percentages(options, n_steps)}
     _check_options(factory, merged, repr(name))
     return _build(factory, merged, f"{name!r}: ")
 
 
-def resolve_step_percentages(options: Mapping[str, Any], n_steps: int | None) -> dict[str, Any]:
+def _resolve_step_percentages(options: Mapping[str, Any], n_steps: int | None) -> dict[str, Any]:
     """A copy of ``options`` whose step-valued percentages (``"10%"``) are step counts.
 
     Nested mappings (a ``fallback`` with its options) are resolved too; ``n_steps`` is the
@@ -325,7 +324,7 @@ def resolve_step_percentages(options: Mapping[str, Any], n_steps: int | None) ->
     out: dict[str, Any] = {}
     for key, value in options.items():
         if isinstance(value, Mapping):
-            out[key] = resolve_step_percentages(value, n_steps)
+            out[key] = _resolve_step_percentages(value, n_steps)
         elif key in _STEP_OPTIONS and isinstance(value, str) and value.strip().endswith("%"):
             if n_steps is None:
                 raise PrunerSpecError(
