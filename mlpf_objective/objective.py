@@ -22,6 +22,8 @@ from mlpf_objective.loss import mlpf_loss
 from mlpf_objective.model import MLPFModel
 from mlpf_objective.search_space import parse_search_space
 from mlpf_objective.search_space import suggest
+from optuna_lcpred.checkpoint import TrialCheckpoint
+from optuna_lcpred.checkpoint import original_trial_number
 
 
 __all__ = ["MLPFObjective", "evaluate", "train_epoch"]
@@ -45,6 +47,13 @@ class MLPFObjective:
     ``mlpf:seconds_per_epoch`` and ``mlpf:n_parameters``; every trial records
     ``mlpf:device`` (and ``mlpf:gpu_name`` on a GPU).
 
+    With ``checkpoint_dir``, the model, the optimiser, the random states and the losses so far
+    are saved after every epoch (:class:`~optuna_lcpred.checkpoint.TrialCheckpoint`, no
+    pickle), and a trial that a stopped or dead worker left behind, queued again with the same
+    parameters, resumes after its last saved epoch: it reports the saved losses, then trains
+    on exactly as the interrupted run would have (the same losses on the same device). The
+    checkpoint is deleted when the trial is COMPLETE or PRUNED.
+
     Args:
         data: parquet file(s) or folder(s) in the CLIC schema; None for synthetic events.
         n_events: synthetic events to generate (ignored when ``data`` is given).
@@ -57,6 +66,10 @@ class MLPFObjective:
         seed: data split and per-trial seeds derive from it.
         data_seed: seed of the synthetic events.
         num_threads: PyTorch CPU threads; None leaves PyTorch's default.
+        checkpoint_dir: folder for per-trial checkpoints, shared by the study's workers (on a
+            cluster, the parallel file system); None keeps none.
+        checkpoint_every: save after every this many epochs (a save costs about 0.2 s and
+            170 MB for the largest model of ``studies/mlpf_clic.toml``; docs/benchmarks.md).
 
     Example:
         >>> import optuna
@@ -82,6 +95,8 @@ class MLPFObjective:
         seed: int = 0,
         data_seed: int = 0,
         num_threads: int | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int = 1,
     ) -> None:
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs!r}")
@@ -89,6 +104,12 @@ class MLPFObjective:
             raise ValueError(f"n_events must be >= 2, got {n_events!r}")
         if not 0.0 < val_fraction < 1.0:
             raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+        if (
+            isinstance(checkpoint_every, bool)
+            or not isinstance(checkpoint_every, int)
+            or checkpoint_every < 1
+        ):
+            raise ValueError(f"checkpoint_every must be an int >= 1, got {checkpoint_every!r}")
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads!r}")
         self._data = data
@@ -101,6 +122,8 @@ class MLPFObjective:
         self._seed = seed
         self._data_seed = data_seed
         self._num_threads = num_threads
+        self._checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self._checkpoint_every = checkpoint_every
         self._split: tuple[EventDataset, EventDataset] | None = None
 
     @property
@@ -123,7 +146,8 @@ class MLPFObjective:
         train, val = self.datasets()
         if self._num_threads is not None:
             torch.set_num_threads(self._num_threads)
-        trial_seed = (self._seed * 1_000_003 + trial.number) % 2**31
+        # A retried trial is the same run: seeds follow the original trial of the chain.
+        trial_seed = (self._seed * 1_000_003 + original_trial_number(trial)) % 2**31
         torch.manual_seed(trial_seed)
         rng = np.random.default_rng(trial_seed)
         heads = int(params["num_heads"])
@@ -146,24 +170,82 @@ class MLPFObjective:
         trial.set_user_attr("mlpf:device", str(self._device))
         if self._device.type == "cuda":
             trial.set_user_attr("mlpf:gpu_name", torch.cuda.get_device_name(self._device))
+        checkpoint = (
+            TrialCheckpoint(self._checkpoint_dir, trial)
+            if self._checkpoint_dir is not None
+            else None
+        )
+        losses: list[float] = []
         seconds = 0.0
-        loss = math.inf
-        for epoch in range(self._epochs):
+        if checkpoint is not None and (saved := checkpoint.load()) is not None:
+            losses, seconds = self._restore(saved[1], model, optimizer, rng, checkpoint)
+        loss = losses[-1] if losses else math.inf
+        for epoch in range(len(losses), self._epochs):
             start = time.perf_counter()
             train_epoch(model, optimizer, train, int(params["batch_size"]), rng, self._device)
             loss = evaluate(model, val, self._device)["loss"]
             seconds += time.perf_counter() - start
             trial.report(loss, epoch)
+            losses.append(loss)
             if not math.isfinite(loss):
                 trial.set_user_attr("mlpf:diverged_at", epoch)
+                _remove(checkpoint)
                 raise optuna.TrialPruned(f"validation loss {loss} at epoch {epoch}")
+            if checkpoint is not None and (epoch + 1) % self._checkpoint_every == 0:
+                checkpoint.save(epoch, self._state(model, optimizer, rng, losses, seconds))
             if trial.should_prune():
+                _remove(checkpoint)
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}")
         trial.set_user_attr("mlpf:seconds_per_epoch", seconds / self._epochs)
         for key, value in evaluate(model, val, self._device, physics=True).items():
             if key != "loss":
                 trial.set_user_attr(f"mlpf:{key}", value)
+        _remove(checkpoint)
         return loss
+
+    def _state(
+        self,
+        model: MLPFModel,
+        optimizer: torch.optim.Optimizer,
+        rng: np.random.Generator,
+        losses: list[float],
+        seconds: float,
+    ) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": rng.bit_generator.state,
+            "losses": list(losses),
+            "seconds": seconds,
+        }
+        if self._device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self._device)
+        return state
+
+    def _restore(
+        self,
+        state: dict[str, Any],
+        model: MLPFModel,
+        optimizer: torch.optim.Optimizer,
+        rng: np.random.Generator,
+        checkpoint: TrialCheckpoint,
+    ) -> tuple[list[float], float]:
+        """Load a checkpoint's state; report its losses the trial does not hold yet."""
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        if self._device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], self._device)
+        rng.bit_generator.state = state["numpy_rng"]
+        losses = [float(value) for value in state["losses"]]
+        checkpoint.report(losses)
+        return losses, float(state["seconds"])
+
+
+def _remove(checkpoint: TrialCheckpoint | None) -> None:
+    if checkpoint is not None:
+        checkpoint.remove()
 
 
 def train_epoch(

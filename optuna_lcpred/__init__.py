@@ -9,6 +9,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
+from optuna_lcpred.checkpoint import TrialCheckpoint
+from optuna_lcpred.checkpoint import original_trial_number
 from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.curves import CurveTableError
 from optuna_lcpred.curves import read_curve_table
@@ -41,7 +43,9 @@ __all__ = [
     "PredictedFinalSampler",
     "SVRPredictor",
     "StudyReport",
+    "TrialCheckpoint",
     "__version__",
+    "original_trial_number",
     "read_curve_table",
     "study_report",
     "study_to_curve_table",

@@ -367,6 +367,11 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
         yield
 
 
+def frozen_of(trial: optuna.Trial) -> FrozenTrial:
+    """The stored state of a running ``trial``, system attributes included."""
+    return trial.study._storage.get_trial(trial._trial_id)
+
+
 def study_identity(study: optuna.Study) -> tuple[int, int]:
     """Identifies a study within this process: its storage object and its id there."""
     return id(study._storage), study._study_id

@@ -501,9 +501,13 @@ def _run_workers(
             except subprocess.TimeoutExpired:
                 process.kill()
         for process in processes:
-            recover_dead_worker(study, process.pid, retry=False)
+            recover_dead_worker(study, process.pid)
         bar.close()
-        print("interrupted; running trials were marked FAIL", file=sys.stderr)
+        print(
+            "interrupted; running trials were marked FAIL and queued again (run the study "
+            "again to finish them)",
+            file=sys.stderr,
+        )
         return 130
     bar.close()
     if failed:

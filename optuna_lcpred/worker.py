@@ -4,8 +4,11 @@ A study run by ``optuna-lcpred run`` or by ``worker`` processes on a cluster is 
 created if new, and topped up with WAITING trials until it holds ``n_trials`` live ones
 (WAITING, RUNNING, COMPLETE or PRUNED). Workers then claim WAITING trials one at a time (an
 atomic state change in the storage), so however many workers run, the study ends with exactly
-``n_trials`` trials; a trial failed by a dead worker's missing heartbeat comes back as a new
-WAITING trial (``RetryHeartbeatStaleTrialCallback``) and is picked up like the others.
+``n_trials`` live trials. A trial failed by a dead worker's missing heartbeat
+(``RetryHeartbeatStaleTrialCallback``), by ``run``'s dead-worker recovery or by a SIGTERM comes
+back as a new WAITING trial with the same parameters and is picked up like the others; an
+objective that keeps a :class:`~optuna_lcpred.checkpoint.TrialCheckpoint` resumes it where it
+stopped.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from optuna.trial import TrialState
 
 from optuna_lcpred._trials import heartbeat
 from optuna_lcpred._trials import pop_waiting_trial
+from optuna_lcpred.checkpoint import RETRY_OF_ATTR
+from optuna_lcpred.checkpoint import original_trial_number
 from optuna_lcpred.storage import open_storage
 from optuna_lcpred.storage import redact_url
 from optuna_lcpred.studyfile import StudyConfig
@@ -47,6 +52,7 @@ __all__ = [
     "default_storage",
     "make_storage",
     "prepare_study",
+    "requeue_trial",
     "run_worker",
     "summarize_study",
 ]
@@ -213,8 +219,10 @@ def run_worker(
     """Run trials of a prepared study until its queue is empty (or the timeout passes).
 
     Returns counts of the states this worker's trials ended in. SIGTERM (``scancel``, the end
-    of a Slurm allocation) fails the running trial, so it is not left RUNNING, and re-raises
-    :class:`WorkerTerminated`; the caller exits non-zero.
+    of a Slurm allocation, preemption) fails the running trial, so it is not left RUNNING,
+    queues it again with the same parameters for the next worker (which resumes it from its
+    checkpoint, if the objective keeps one), and re-raises :class:`WorkerTerminated`; the
+    caller exits non-zero.
     """
     study = optuna.load_study(
         study_name=config.name,
@@ -305,6 +313,17 @@ def _fail_stale(study: optuna.Study) -> None:
         fail_stale_trials(study)
 
 
+def _stopped(study: optuna.Study, frozen: FrozenTrial) -> None:
+    """A trial whose worker was stopped (SIGTERM: scancel, a Slurm time limit, preemption;
+    or Ctrl-C) is not at fault: queue it again, so the next worker resumes it (from its
+    checkpoint, if the objective keeps one) instead of the study losing it."""
+    requeue_trial(study, frozen)
+    _logger.warning(
+        "trial %d marked FAIL: the worker was stopped; queued again with the same parameters",
+        frozen.number,
+    )
+
+
 def _run_trial(
     study: optuna.Study,
     trial: optuna.Trial,
@@ -319,15 +338,14 @@ def _run_trial(
         _logger.info("trial %d pruned: %s", trial.number, exc)
         return frozen
     except (WorkerTerminated, KeyboardInterrupt):
-        study.tell(trial, state=TrialState.FAIL)
-        _logger.warning("trial %d marked FAIL: the worker was stopped", trial.number)
+        _stopped(study, study.tell(trial, state=TrialState.FAIL))
         raise
     except Exception as exc:
         frozen = study.tell(trial, state=TrialState.FAIL)
         if stop is not None and stop.signum is not None:
             # The signal landed inside library code (a storage lock, say), which turned it
             # into another error: still a stop, not a failed trial to move on from.
-            _logger.warning("trial %d marked FAIL: the worker was stopped", trial.number)
+            _stopped(study, frozen)
             raise WorkerTerminated(f"signal {stop.signum}") from exc
         _logger.exception("trial %d failed", trial.number)
         return frozen
@@ -438,6 +456,19 @@ def summarize_study(study: optuna.Study, storage_url: str) -> StudySummary:
     )
 
 
+def requeue_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue ``trial`` again as a WAITING trial with the same parameters.
+
+    The new trial's ``lcpred:retry_of`` attribute is the number of the first trial of the
+    chain, so an objective that checkpoints (:class:`~optuna_lcpred.checkpoint.TrialCheckpoint`)
+    resumes what the interrupted run saved, and seeds derived from it stay the same.
+    """
+    study.enqueue_trial(
+        dict(trial.params),
+        user_attrs={"lcpred:queued": True, RETRY_OF_ATTR: original_trial_number(trial)},
+    )
+
+
 def recover_dead_worker(study: optuna.Study, pid: int, *, retry: bool = True) -> list[int]:
     """Fail the RUNNING trials of a local worker process that died, and queue them again.
 
@@ -455,10 +486,7 @@ def recover_dead_worker(study: optuna.Study, pid: int, *, retry: bool = True) ->
             continue
         failed.append(trial.number)
         if retry:
-            study.enqueue_trial(
-                dict(trial.params),
-                user_attrs={"lcpred:queued": True, "lcpred:retry_of": trial.number},
-            )
+            requeue_trial(study, trial)
         _logger.warning(
             "trial %d of dead worker %d marked FAIL%s",
             trial.number,

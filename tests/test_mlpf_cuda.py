@@ -112,6 +112,40 @@ def test_gpu_trials_are_seeded() -> None:
     assert curves[0] == pytest.approx(curves[1], rel=1e-6)
 
 
+class _StopAt(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        if trial.last_step == 1:
+            raise KeyboardInterrupt  # a worker stopped right after epoch 1's checkpoint
+        return False
+
+
+@needs_cuda
+def test_gpu_trial_resumes_from_its_checkpoint(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from optuna_lcpred.worker import requeue_trial
+
+    options = {
+        "n_events": 60,
+        "epochs": 4,
+        "search_space": dict(TINY, dropout=0.3),
+        "device": "cuda",
+    }
+    uninterrupted = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    uninterrupted.optimize(MLPFObjective(**options), n_trials=1)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1), pruner=_StopAt())
+    objective = MLPFObjective(**options, checkpoint_dir=tmp_path)
+    trial = study.ask()
+    with pytest.raises(KeyboardInterrupt):
+        objective(trial)
+    requeue_trial(study, study.tell(trial, state=optuna.trial.TrialState.FAIL))
+    study.pruner = optuna.pruners.NopPruner()
+    retry = study.ask()
+    resumed = study.tell(retry, objective(retry))
+    # Fused AdamW's state and the CUDA generator (dropout) come back on the GPU.
+    assert resumed.user_attrs["lcpred:resumed_from"] == 1
+    expected = uninterrupted.trials[0].intermediate_values
+    assert resumed.intermediate_values == pytest.approx(expected, rel=1e-6)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
 def test_cuda_asked_for_without_a_gpu_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"device 'cuda:0' asked for, but PyTorch sees no CUDA"):

@@ -168,3 +168,52 @@ def test_objective_rejects_bad_options() -> None:
         MLPFObjective(device="tpu")
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         MLPFObjective(search_space={"momentum": 0.9})
+    with pytest.raises(ValueError, match="checkpoint_every must be an int >= 1, got 0"):
+        MLPFObjective(checkpoint_every=0)
+
+
+class _StopAt(optuna.pruners.BasePruner):
+    """Stands in for a worker stopped (SIGTERM) right after it checkpointed ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        if trial.last_step == self.step:
+            raise KeyboardInterrupt
+        return False
+
+
+@pytest.mark.parametrize(("every", "stop_at", "resumed_from"), [(1, 1, 1), (2, 2, 1)])
+def test_a_stopped_trial_resumes_from_its_checkpoint_as_if_never_stopped(  # type: ignore[no-untyped-def]
+    tmp_path, every: int, stop_at: int, resumed_from: int
+) -> None:
+    from optuna_lcpred.worker import requeue_trial
+
+    space = dict(TINY, dropout=0.3)  # dropout draws random numbers: their state must resume
+    options = {"n_events": 60, "epochs": 4, "search_space": space, "device": "cpu"}
+    uninterrupted = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    uninterrupted.optimize(MLPFObjective(**options), n_trials=1)
+
+    study = optuna.create_study(
+        sampler=optuna.samplers.RandomSampler(seed=1), pruner=_StopAt(step=stop_at)
+    )
+    objective = MLPFObjective(**options, checkpoint_dir=tmp_path, checkpoint_every=every)
+    trial = study.ask()
+    with pytest.raises(KeyboardInterrupt):
+        objective(trial)
+    requeue_trial(study, study.tell(trial, state=optuna.trial.TrialState.FAIL))
+    study.pruner = optuna.pruners.NopPruner()
+    retry = study.ask()
+    value = objective(retry)
+    resumed = study.tell(retry, value)
+    expected = uninterrupted.trials[0]
+    # The retry reported the saved epochs and trained the rest (with checkpoints every other
+    # epoch, the one after the last save again) to the same losses: the same run, its model,
+    # optimiser, shuffling and dropout continued where the checkpoint left them.
+    assert resumed.user_attrs["lcpred:resumed_from"] == resumed_from
+    assert resumed.params == expected.params
+    assert resumed.intermediate_values == expected.intermediate_values
+    assert resumed.value == expected.value
+    # A finished trial's checkpoint is gone.
+    assert not any(path.is_file() for path in tmp_path.rglob("*"))

@@ -31,6 +31,7 @@ target = "optuna_lcpred.bench:ReplayObjective"
 [objective.options]
 table = "mlpf_delphes"
 step_seconds = {step_seconds}
+{objective_extra}
 
 [sampler]
 name = "tpe"
@@ -51,9 +52,14 @@ CLI = [sys.executable, "-m", "optuna_lcpred.cli"]
 TABLE = read_curve_table(resolve_table_path("mlpf_delphes"))
 
 
-def _study_file(tmp_path: Path, n_trials: int = 40, step_seconds: float = 0.0) -> Path:
+def _study_file(
+    tmp_path: Path, n_trials: int = 40, step_seconds: float = 0.0, checkpoint_dir: str = ""
+) -> Path:
     path = tmp_path / "replay.toml"
-    path.write_text(STUDY.format(n_trials=n_trials, step_seconds=step_seconds))
+    extra = f'checkpoint_dir = "{checkpoint_dir}"' if checkpoint_dir else ""
+    path.write_text(
+        STUDY.format(n_trials=n_trials, step_seconds=step_seconds, objective_extra=extra)
+    )
     return path
 
 
@@ -151,8 +157,8 @@ def _running_with_steps(storage: object) -> list[optuna.trial.FrozenTrial]:
     ]
 
 
-def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    study_file = _study_file(tmp_path, n_trials=3, step_seconds=0.05)
+def test_worker_stops_cleanly_on_sigterm_and_the_next_resumes_its_trial(tmp_path: Path) -> None:
+    study_file = _study_file(tmp_path, n_trials=3, step_seconds=0.05, checkpoint_dir="ckpt")
     url = f"journal:{tmp_path / 'j.journal'}"
     prepared = _cli("run", str(study_file), "--workers", "0", "--storage", url, cwd=tmp_path)
     assert prepared.returncode == 0, prepared.stderr
@@ -167,10 +173,30 @@ def test_worker_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert worker.returncode == 143, err
     study = optuna.load_study(study_name="replay", storage=open_storage(url))
     states = [t.state for t in study.get_trials()]
-    # The interrupted trial is FAIL, not left RUNNING; the others still wait for a worker.
+    # The interrupted trial is FAIL, not left RUNNING, and is queued again with the same
+    # parameters; the others still wait for a worker.
     assert TrialState.RUNNING not in states
     assert states.count(TrialState.FAIL) == 1
-    assert states.count(TrialState.WAITING) == 2
+    assert states.count(TrialState.WAITING) == 3
+    stopped = study.get_trials(states=(TrialState.FAIL,))[0]
+    (retry,) = [t for t in study.trials if t.user_attrs.get("lcpred:retry_of") == stopped.number]
+    assert retry.system_attrs["fixed_params"] == stopped.params
+    assert "trial 0 marked FAIL: the worker was stopped; queued again" in err
+    # The next worker (the next Slurm allocation) finishes the study, and the retry resumes
+    # the stopped replay after its last checkpointed step instead of starting it again.
+    again = subprocess.run(
+        [*CLI, "worker", str(study_file)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr
+    study = optuna.load_study(study_name="replay", storage=open_storage(url))
+    resumed = study.trials[retry.number]
+    assert resumed.state == TrialState.COMPLETE
+    last = max(stopped.intermediate_values)  # the signal may land between report and save
+    assert resumed.user_attrs["lcpred:resumed_from"] in (last - 1, last)
+    assert resumed.user_attrs["lcpred:row"] == stopped.user_attrs["lcpred:row"]
+    assert sorted(resumed.intermediate_values) == list(range(100))
+    assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 3
+    assert not any(path.is_file() for path in (tmp_path / "ckpt").rglob("*"))
 
 
 def test_a_killed_local_worker_is_recovered(tmp_path: Path) -> None:
@@ -198,7 +224,7 @@ def test_a_killed_local_worker_is_recovered(tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_sigkilled_worker_is_failed_by_heartbeat_and_retried(tmp_path: Path, pg_url: str) -> None:
-    study_file = _study_file(tmp_path, n_trials=8, step_seconds=0.01)
+    study_file = _study_file(tmp_path, n_trials=8, step_seconds=0.01, checkpoint_dir="ckpt")
     env = dict(os.environ, OPTUNA_LCPRED_STORAGE=pg_url)
     assert (
         _cli(
@@ -225,6 +251,14 @@ def test_sigkilled_worker_is_failed_by_heartbeat_and_retried(tmp_path: Path, pg_
     ]
     assert len(retries) == 1
     assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    # The retry resumed the killed replay from its checkpoint (saved after each report), and
+    # its curve is whole: the saved steps reported again, then the rest.
+    last = max(killed.intermediate_values)
+    assert retries[0].user_attrs["lcpred:resumed_from"] in (last - 1, last)
+    assert sorted(retries[0].intermediate_values) == list(
+        range(len(retries[0].intermediate_values))
+    )
+    assert len(retries[0].intermediate_values) > last
     # Nothing else was lost: every other trial finished, none is left running or waiting.
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == 8
@@ -323,7 +357,32 @@ def test_sigterm_turned_into_another_error_by_library_code_still_stops(tmp_path:
     study = optuna.load_study(study_name="replay", storage=storage)
     assert started == [0]  # no further trial was started
     assert study.trials[0].state == TrialState.FAIL
-    assert [t.state for t in study.trials[1:]] == [TrialState.WAITING] * 2
+    # The stopped trial is queued again (trial 3); the two others still wait.
+    assert [t.state for t in study.trials[1:]] == [TrialState.WAITING] * 3
+    assert study.trials[3].user_attrs["lcpred:retry_of"] == 0
+
+
+def test_ctrl_c_queues_the_running_trial_again(tmp_path: Path) -> None:
+    from optuna_lcpred.studyfile import load_study_file
+    from optuna_lcpred.worker import prepare_study
+    from optuna_lcpred.worker import run_worker
+
+    config = load_study_file(_study_file(tmp_path, n_trials=2))
+    storage = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    prepare_study(config, storage)
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.suggest_float("x", 0.0, 1.0)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_worker(config, storage, objective=objective)
+    study = optuna.load_study(study_name="replay", storage=storage)
+    # Stopped by the user, not failed by the objective: the study keeps its 2 live trials, and
+    # running it again trains the interrupted one with the same parameters.
+    assert [t.state for t in study.trials] == [TrialState.FAIL] + [TrialState.WAITING] * 2
+    assert study.trials[2].user_attrs["lcpred:retry_of"] == 0
+    assert study.trials[2].system_attrs["fixed_params"] == study.trials[0].params
 
 
 def test_workers_are_dealt_out_over_the_gpus(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
 
+from optuna_lcpred.checkpoint import TrialCheckpoint
 from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.curves import read_curve_table
 from optuna_lcpred.curves import resolve_table_path
@@ -34,10 +35,14 @@ class ReplayObjective:
     categorical mismatch counts as a full range), reports its curve step by step with
     ``trial.report`` and ``trial.should_prune()``, and returns its last value. A NaN step is
     reported like any other; a curve that ends non-finite returns NaN (Optuna marks it FAIL).
+    With ``checkpoint_dir``, the steps replayed so far are checkpointed after each report
+    (:class:`~optuna_lcpred.checkpoint.TrialCheckpoint`), so a retried trial resumes its row
+    where the interrupted one stopped, as a training objective with checkpoints would.
 
     Args:
         table: a curve table CSV or a bundled table name (``mlpf_delphes``).
         step_seconds: wall-clock seconds each step takes (0: as fast as the storage allows).
+        checkpoint_dir: folder for per-trial checkpoints; None keeps none.
 
     Example:
         >>> import optuna
@@ -49,13 +54,20 @@ class ReplayObjective:
         100
     """
 
-    def __init__(self, table: str | Path | CurveTable, *, step_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        table: str | Path | CurveTable,
+        *,
+        step_seconds: float = 0.0,
+        checkpoint_dir: str | Path | None = None,
+    ) -> None:
         if step_seconds < 0:
             raise ValueError(f"step_seconds must be >= 0, got {step_seconds!r}")
         self._table = (
             table if isinstance(table, CurveTable) else read_curve_table(resolve_table_path(table))
         )
         self._step_seconds = step_seconds
+        self._checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self._distributions = self._table.distributions()
         self._encoded = {
             name: self._encode(name, values)
@@ -97,14 +109,30 @@ class ReplayObjective:
         row = self.nearest_row(params)
         trial.set_user_attr("lcpred:row", row)
         curve = self._table.curves[row]
-        value = math.nan
-        for index, step in enumerate(self._table.steps):
+        steps = [int(step) for step in self._table.steps]
+        checkpoint = (
+            TrialCheckpoint(self._checkpoint_dir, trial)
+            if self._checkpoint_dir is not None
+            else None
+        )
+        done = 0
+        if checkpoint is not None and (saved := checkpoint.load()) is not None:
+            done = int(saved[1]["replayed"])
+            checkpoint.report([float(v) for v in curve[:done]], steps[:done])
+        value = float(curve[done - 1]) if done else math.nan
+        for index in range(done, len(steps)):
             if self._step_seconds:
                 time.sleep(self._step_seconds)
             value = float(curve[index])
-            trial.report(value, int(step))
-            if index < len(self._table.steps) - 1 and trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at step {int(step)}")
+            trial.report(value, steps[index])
+            if checkpoint is not None:
+                checkpoint.save(steps[index], {"replayed": index + 1})
+            if index < len(steps) - 1 and trial.should_prune():
+                if checkpoint is not None:
+                    checkpoint.remove()
+                raise optuna.TrialPruned(f"pruned at step {steps[index]}")
+        if checkpoint is not None:
+            checkpoint.remove()
         return value
 
     def _encode(self, name: str, values: np.ndarray) -> np.ndarray:
