@@ -38,6 +38,7 @@ from optuna.trial import TrialState
 
 from optuna_lcpred._trials import heartbeat
 from optuna_lcpred._trials import pop_waiting_trial
+from optuna_lcpred.checkpoint import RESUMED_ATTR
 from optuna_lcpred.checkpoint import RETRY_OF_ATTR
 from optuna_lcpred.checkpoint import original_trial_number
 from optuna_lcpred.storage import open_storage
@@ -361,7 +362,13 @@ def _run_trial(
 
 @dataclass(frozen=True)
 class StudySummary:
-    """What a finished (or running) study amounts to."""
+    """What a finished (or running) study amounts to.
+
+    ``epochs_trained`` counts the steps of COMPLETE and PRUNED trials, ``epochs_full`` what
+    training each of them to the end would take; ``epochs_lost`` the steps FAIL trials trained
+    that no retry resumed from a checkpoint (steps counted from 0), and ``n_resumed`` the
+    trials that resumed one.
+    """
 
     name: str
     storage: str
@@ -375,6 +382,8 @@ class StudySummary:
     best_number: int | None
     epochs_trained: int
     epochs_full: int
+    epochs_lost: int = 0
+    n_resumed: int = 0
 
     @property
     def epochs_fraction(self) -> float:
@@ -412,6 +421,11 @@ class StudySummary:
                 f"epochs trained: {self.epochs_trained} of {self.epochs_full} for training every "
                 f"finished trial fully ({self.epochs_fraction:.1%})"
             )
+        if self.n_failed:
+            lost = f"epochs lost in failed or stopped trials: {self.epochs_lost}"
+            if self.n_resumed:
+                lost += f" (retries resumed from checkpoints: {self.n_resumed})"
+            lines.append(lost)
         if self.n_pruned:
             lines.append(f"why pruned: {self.report_command()}")
         lines.append(f"dashboard: {self.dashboard_command()}")
@@ -434,6 +448,11 @@ def summarize_study(study: optuna.Study, storage_url: str) -> StudySummary:
         ),
         default=max(steps, default=0),
     )
+    # Steps a FAIL trial trained are lost unless a retry resumed them from a checkpoint (its
+    # `lcpred:resumed_from` step and those before it came from the failed run).
+    failed_steps = sum(len(t.intermediate_values) for t in trials if t.state == TrialState.FAIL)
+    resumed = [t.user_attrs[RESUMED_ATTR] for t in trials if RESUMED_ATTR in t.user_attrs]
+    resumed_steps = sum(int(step) + 1 for step in resumed)
     best = None
     if by_state[TrialState.COMPLETE]:
         try:
@@ -453,6 +472,8 @@ def summarize_study(study: optuna.Study, storage_url: str) -> StudySummary:
         best_number=best.number if best is not None else None,
         epochs_trained=sum(len(t.intermediate_values) for t in finished),
         epochs_full=full * len(finished),
+        epochs_lost=max(0, failed_steps - resumed_steps),
+        n_resumed=len(resumed),
     )
 
 

@@ -197,6 +197,13 @@ def test_worker_stops_cleanly_on_sigterm_and_the_next_resumes_its_trial(tmp_path
     assert sorted(resumed.intermediate_values) == list(range(100))
     assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 3
     assert not any(path.is_file() for path in (tmp_path / "ckpt").rglob("*"))
+    # The summary counts what the stop cost: at most the step after the last checkpoint.
+    summary = _cli("run", str(study_file), "--workers", "0", "--storage", url, cwd=tmp_path)
+    lost = last - resumed.user_attrs["lcpred:resumed_from"]
+    assert (
+        f"epochs lost in failed or stopped trials: {lost} "
+        "(retries resumed from checkpoints: 1)" in summary.stdout
+    )
 
 
 def test_a_killed_local_worker_is_recovered(tmp_path: Path) -> None:
