@@ -131,6 +131,11 @@ class MLPFObjective:
         """Epochs per trial."""
         return self._epochs
 
+    @property
+    def n_steps(self) -> int:
+        """Steps each trial reports (its epochs): a study file's ``"10%"`` options use it."""
+        return self._epochs
+
     def datasets(self) -> tuple[EventDataset, EventDataset]:
         """Training and validation events (read or generated on first use)."""
         if self._split is None:

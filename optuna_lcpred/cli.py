@@ -426,7 +426,9 @@ class _Run(_BaseCommand):
         except ValueError as exc:
             raise CLIUsageError(f"--gpus: {exc}") from None
         config = load_study_file(args.study_file, args.overrides)
-        config.make_pruner()  # a bad pruner option fails here, not in every worker
+        # A bad pruner option fails here, not in every worker (the objective is built only
+        # when a percentage needs its n_steps).
+        config.make_pruner(config.make_objective() if config.pruner_needs_steps else None)
         config.make_sampler()
         config.make_dashboard_callback()
         url = args.storage or config.storage or default_storage(config, args.workers)

@@ -22,7 +22,8 @@ Layout (every table but ``[study]`` and ``[objective]`` is optional)::
 
     [pruner]
     name = "lcpred"               # any name `optuna-lcpred bench --pruners` knows
-    steps = 20                    # steps each trial reports (0 .. 19); needed only by "10%"
+    steps = 20                    # steps each trial reports (0 .. 19), for "10%"; default:
+                                  # the objective's n_steps (MLPFObjective: its epochs)
     [pruner.options]
     min_prob = 0.06
     prior = ["old-campaign.csv", "sqlite:///old.db:mlpf-v1"]   # warm start (optional)
@@ -103,7 +104,8 @@ class StudyConfig:
         objective_options: Keyword arguments for the factory.
         sampler: Sampler name; ``sampler_seed`` and ``sampler_options`` configure it.
         pruner: Pruner name; ``pruner_options`` configure it.
-        pruner_steps: Steps each trial reports, for step-valued options given as percentages.
+        pruner_steps: Steps each trial reports, for step-valued options given as percentages
+            (None: the objective's ``n_steps``, see :meth:`make_pruner`).
         rdb: Settings used when the storage is an RDB URL.
         dashboard: ``{"every": N, "notes": bool}`` when the file has a ``[dashboard]`` table.
     """
@@ -174,8 +176,18 @@ class StudyConfig:
         except ValueError as exc:
             raise StudyFileError(f"{self.source}: sampler.options: {exc}") from None
 
-    def make_pruner(self) -> Any:
-        """A fresh pruner from the bench registry (``lcpred``, ``median``, ``hyperband``...)."""
+    def make_pruner(self, objective: Any = None) -> Any:
+        """A fresh pruner from the bench registry (``lcpred``, ``median``, ``hyperband``...).
+
+        Step-valued options given as percentages are taken of ``[pruner] steps`` or, without
+        it, of the ``n_steps`` attribute of ``objective`` (the steps each trial reports, as
+        ``MLPFObjective`` and ``ReplayObjective`` have), so a study file that sets the epochs
+        once (and a ``--set`` that changes them) needs no ``steps``.
+
+        Raises:
+            StudyFileError: A bad pruner option, or ``[pruner] steps`` that differs from the
+                objective's ``n_steps``.
+        """
         from optuna_lcpred.bench.pruners import PrunerSpecError
         from optuna_lcpred.bench.pruners import make_pruner_from_options
 
@@ -183,9 +195,28 @@ class StudyConfig:
         if "prior" in options:
             options["prior"] = self._beside_file(options["prior"])
         try:
-            return make_pruner_from_options(self.pruner, options, n_steps=self.pruner_steps)
+            return make_pruner_from_options(self.pruner, options, n_steps=self._steps(objective))
         except PrunerSpecError as exc:
             raise StudyFileError(f"{self.source}: pruner: {exc}") from None
+
+    @property
+    def pruner_needs_steps(self) -> bool:
+        """Whether a pruner option is a percentage and ``[pruner] steps`` is not given (then
+        :meth:`make_pruner` needs the objective's ``n_steps``)."""
+        from optuna_lcpred.bench.pruners import has_step_percentages
+
+        return self.pruner_steps is None and has_step_percentages(self.pruner_options)
+
+    def _steps(self, objective: Any) -> int | None:
+        reported = getattr(objective, "n_steps", None) if objective is not None else None
+        if isinstance(reported, bool) or not isinstance(reported, int) or reported < 1:
+            return self.pruner_steps
+        if self.pruner_steps is not None and self.pruner_steps != reported:
+            raise StudyFileError(
+                f"{self.source}: pruner.steps = {self.pruner_steps}, but the objective reports "
+                f"{reported} steps per trial (its n_steps); drop pruner.steps or make them agree"
+            )
+        return reported
 
     def _beside_file(self, value: Any) -> Any:
         """A relative path (or a list of them) that exists next to the study file, as seen

@@ -225,13 +225,13 @@ def run_worker(
     checkpoint, if the objective keeps one), and re-raises :class:`WorkerTerminated`; the
     caller exits non-zero.
     """
+    func = objective if objective is not None else config.make_objective()
     study = optuna.load_study(
         study_name=config.name,
         storage=storage,
         sampler=config.make_sampler(worker_index),
-        pruner=config.make_pruner(),
+        pruner=config.make_pruner(func),
     )
-    func = objective if objective is not None else config.make_objective()
     limit = timeout if timeout is not None else config.timeout
     unlimited = study.user_attrs.get(N_TRIALS_ATTR) is None
     deadline = time.monotonic() + limit if limit is not None else math.inf

@@ -203,6 +203,55 @@ def test_a_percentage_from_the_command_line(tmp_path: Path) -> None:
     assert _median_decisions(config.make_pruner(), 20) == [False] * 10 + [True] * 10
 
 
+def test_a_percentage_of_the_objectives_steps(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        MINIMAL + '[pruner]\nname = "median"\n[pruner.options]\nn_startup_trials = 1\n'
+        'n_warmup_steps = "30%"\n',
+    )
+    config = load_study_file(path)
+    assert config.pruner_needs_steps
+    objective = config.make_objective()
+    # ReplayObjective reports the table's 100 steps: 30 % of them is 30 steps of warm-up.
+    assert objective.n_steps == 100  # type: ignore[attr-defined]
+    assert _median_decisions(config.make_pruner(objective), 40) == [False] * 30 + [True] * 10
+    # Steps given in the file and by the objective must agree.
+    config = load_study_file(path, ["pruner.steps=10"])
+    assert not config.pruner_needs_steps
+    with pytest.raises(StudyFileError, match=r"pruner\.steps = 10, but the objective reports 100"):
+        config.make_pruner(objective)
+
+
+def test_a_percentage_of_the_mlpf_epochs_follows_a_set(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    path = _write(
+        tmp_path,
+        '[study]\nname = "m"\nn_trials = 1\n[objective]\ntarget = "mlpf_objective:MLPFObjective"'
+        '\n[objective.options]\nepochs = 10\n[pruner]\nname = "median"\n[pruner.options]\n'
+        'n_startup_trials = 1\nn_warmup_steps = "50%"\n',
+    )
+    for epochs in (10, 20):
+        config = load_study_file(path, [f"objective.options.epochs={epochs}"])
+        pruner = config.make_pruner(config.make_objective())
+        half = epochs // 2
+        assert _median_decisions(pruner, epochs) == [False] * half + [True] * half
+
+
+def test_a_worker_takes_the_steps_from_its_objective(tmp_path: Path) -> None:
+    from optuna_lcpred.cli import main
+    from optuna_lcpred.worker import run_worker
+
+    path = _write(
+        tmp_path, MINIMAL + '[pruner]\nname = "lcpred"\n[pruner.options]\nn_warmup_steps = "10%"\n'
+    )
+    storage = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    # `run` checks the pruner before it starts workers; without the objective's steps the
+    # percentage would be an error there.
+    assert main(["-q", "run", str(path), "--workers", "0", "--storage", storage]) == 0
+    counts = run_worker(load_study_file(path), storage)
+    assert counts["COMPLETE"] == 3
+
+
 @pytest.mark.parametrize(
     ("pruner", "message"),
     [

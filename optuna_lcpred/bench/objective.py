@@ -80,6 +80,11 @@ class ReplayObjective:
         """The replayed table."""
         return self._table
 
+    @property
+    def n_steps(self) -> int:
+        """Steps each trial reports (the table's): a study file's ``"10%"`` options use it."""
+        return len(self._table.steps)
+
     def nearest_row(self, params: dict[str, object], exclude: Collection[int] = ()) -> int:
         """The table row closest to ``params`` (first of equals), leaving out ``exclude``.
 

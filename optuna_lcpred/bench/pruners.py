@@ -42,6 +42,7 @@ __all__ = [
     "PrunerSpec",
     "PrunerSpecError",
     "available_pruners",
+    "has_step_percentages",
     "make_pruner",
     "make_pruner_from_options",
     "make_table_pruner",
@@ -311,6 +312,16 @@ def make_pruner_from_options(
     return _build(factory, merged, f"{name!r}: ")
 
 
+def has_step_percentages(options: Mapping[str, Any]) -> bool:
+    """Whether a step-valued option of ``options`` (or of a nested mapping) is a percentage."""
+    return any(
+        has_step_percentages(value)
+        if isinstance(value, Mapping)
+        else key in _STEP_OPTIONS and isinstance(value, str) and value.strip().endswith("%")
+        for key, value in options.items()
+    )
+
+
 def _resolve_step_percentages(options: Mapping[str, Any], n_steps: int | None) -> dict[str, Any]:
     """A copy of ``options`` whose step-valued percentages (``"10%"``) are step counts.
 
@@ -329,7 +340,8 @@ def _resolve_step_percentages(options: Mapping[str, Any], n_steps: int | None) -
             if n_steps is None:
                 raise PrunerSpecError(
                     f"{key} = {value!r} is a fraction of training: give the number of steps "
-                    "each trial reports ([pruner] steps = N in a study file)"
+                    "each trial reports ([pruner] steps = N in a study file, or an objective "
+                    "with an n_steps attribute)"
                 )
             out[key] = _percent_of(key, value.strip(), n_steps, "")
         else:
