@@ -52,7 +52,8 @@ class MLPFObjective:
     pickle), and a trial that a stopped or dead worker left behind, queued again with the same
     parameters, resumes after its last saved epoch: it reports the saved losses, then trains
     on exactly as the interrupted run would have (the same losses on the same device). The
-    checkpoint is deleted when the trial is COMPLETE or PRUNED.
+    checkpoint is deleted when the trial is COMPLETE, PRUNED or fails with an error, and kept
+    when a stop (SIGTERM, Ctrl-C) or a dead node ends it.
 
     Args:
         data: parquet file(s) or folder(s) in the CLIC schema; None for synthetic events.
@@ -148,7 +149,7 @@ class MLPFObjective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self._space)
-        train, val = self.datasets()
+        self.datasets()  # read (or generate) the events once, before any seeding
         if self._num_threads is not None:
             torch.set_num_threads(self._num_threads)
         # A retried trial is the same run: seeds follow the original trial of the chain.
@@ -180,6 +181,26 @@ class MLPFObjective:
             if self._checkpoint_dir is not None
             else None
         )
+        try:
+            loss = self._train(trial, params, model, optimizer, rng, checkpoint)
+        except Exception:
+            # Pruned, diverged or failed: nothing will resume this trial. A stop (SIGTERM,
+            # Ctrl-C: BaseException) keeps the checkpoint for the retry that is queued.
+            _remove(checkpoint)
+            raise
+        _remove(checkpoint)
+        return loss
+
+    def _train(
+        self,
+        trial: optuna.Trial,
+        params: dict[str, Any],
+        model: MLPFModel,
+        optimizer: torch.optim.Optimizer,
+        rng: np.random.Generator,
+        checkpoint: TrialCheckpoint | None,
+    ) -> float:
+        train, val = self.datasets()
         losses: list[float] = []
         seconds = 0.0
         if checkpoint is not None and (saved := checkpoint.load()) is not None:
@@ -194,18 +215,15 @@ class MLPFObjective:
             losses.append(loss)
             if not math.isfinite(loss):
                 trial.set_user_attr("mlpf:diverged_at", epoch)
-                _remove(checkpoint)
                 raise optuna.TrialPruned(f"validation loss {loss} at epoch {epoch}")
             if checkpoint is not None and (epoch + 1) % self._checkpoint_every == 0:
                 checkpoint.save(epoch, self._state(model, optimizer, rng, losses, seconds))
             if trial.should_prune():
-                _remove(checkpoint)
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}")
         trial.set_user_attr("mlpf:seconds_per_epoch", seconds / self._epochs)
         for key, value in evaluate(model, val, self._device, physics=True).items():
             if key != "loss":
                 trial.set_user_attr(f"mlpf:{key}", value)
-        _remove(checkpoint)
         return loss
 
     def _state(

@@ -217,3 +217,23 @@ def test_a_stopped_trial_resumes_from_its_checkpoint_as_if_never_stopped(  # typ
     assert resumed.value == expected.value
     # A finished trial's checkpoint is gone.
     assert not any(path.is_file() for path in tmp_path.rglob("*"))
+
+
+class _BrokenAt(optuna.pruners.BasePruner):
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        if trial.last_step == 1:
+            raise RuntimeError("out of memory")  # an error in the trial, not a stop
+        return False
+
+
+def test_a_failed_trial_leaves_no_checkpoint_but_a_stopped_one_does(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    options = {"n_events": 60, "epochs": 3, "search_space": TINY, "device": "cpu"}
+    objective = MLPFObjective(**options, checkpoint_dir=tmp_path)
+    for pruner, error in ((_StopAt(step=1), KeyboardInterrupt), (_BrokenAt(), RuntimeError)):
+        study = optuna.create_study(study_name=error.__name__, pruner=pruner)
+        with pytest.raises(error):
+            objective(study.ask())
+    # Nothing queues a failed trial again, so its 'out of memory' left no file behind; the
+    # stopped one's file waits for its retry.
+    files = [path.relative_to(tmp_path) for path in tmp_path.rglob("*.npz")]
+    assert [str(path) for path in files] == ["KeyboardInterrupt/trial-0.npz"]
