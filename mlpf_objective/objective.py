@@ -203,7 +203,17 @@ class MLPFObjective:
         train, val = self.datasets()
         losses: list[float] = []
         seconds = 0.0
-        if checkpoint is not None and (saved := checkpoint.load()) is not None:
+        saved = checkpoint.load() if checkpoint is not None else None
+        if saved is not None and len(saved[1]["losses"]) > self._epochs:
+            _logger.warning(
+                "trial %d: its checkpoint holds %d epochs, more than epochs=%d; training "
+                "from the start",
+                trial.number,
+                len(saved[1]["losses"]),
+                self._epochs,
+            )
+            saved = None
+        if saved is not None and checkpoint is not None:
             losses, seconds = self._restore(saved[1], model, optimizer, rng, checkpoint)
         loss = losses[-1] if losses else math.inf
         for epoch in range(len(losses), self._epochs):

@@ -94,6 +94,7 @@ class TrialCheckpoint:
         >>> step, state = checkpoint.load()
         >>> step, state["weights"].tolist(), state["losses"]
         (3, [1.0, 1.0], [0.9, 0.7, 0.6, 0.5])
+        >>> checkpoint.report(state["losses"])  # a retry: the saved curve, then train on
         >>> checkpoint.remove()  # the trial finished: the checkpoint has served
         >>> checkpoint.path.exists()
         False
@@ -159,8 +160,7 @@ class TrialCheckpoint:
         Tensors come back as CPU tensors (``load_state_dict`` moves them where they belong),
         arrays as arrays. A checkpoint written for other parameters (a study deleted and
         created again under the same name), or one that cannot be read, is left in place with
-        a warning and None is returned: the trial trains from its first step. On success the
-        trial gets the user attribute ``lcpred:resumed_from`` (the step).
+        a warning and None is returned: the trial trains from its first step.
         """
         if not self._path.exists():
             return None
@@ -189,18 +189,13 @@ class TrialCheckpoint:
                 _json_params(self._trial.params),
             )
             return None
-        self._trial.set_user_attr(RESUMED_ATTR, step)
-        _logger.info(
-            "trial %d resumes trial %d's training after step %d",
-            self._trial.number,
-            self._number,
-            step,
-        )
         return step, state
 
     def report(self, values: Sequence[float], steps: Sequence[int] | None = None) -> None:
-        """Report a resumed curve's saved values (steps 0, 1, ... unless ``steps`` are given)
-        on the trial, leaving out the steps it already holds (a retry that inherited them).
+        """Resume: report the saved curve's values (steps 0, 1, ... unless ``steps`` are
+        given) on the trial, leaving out the steps it already holds (a retry that inherited
+        them), and record the last step as the user attribute ``lcpred:resumed_from`` (which
+        the ``run`` summary counts).
 
         Raises:
             ValueError: ``steps`` and ``values`` differ in length.
@@ -212,6 +207,14 @@ class TrialCheckpoint:
         for step, value in zip(steps, values, strict=True):
             if step not in held:
                 self._trial.report(float(value), int(step))
+        if steps:
+            self._trial.set_user_attr(RESUMED_ATTR, int(steps[-1]))
+            _logger.info(
+                "trial %d resumes trial %d's training after step %d",
+                self._trial.number,
+                self._number,
+                steps[-1],
+            )
 
     def remove(self) -> None:
         """Delete the checkpoint (the trial finished; nothing will resume it)."""

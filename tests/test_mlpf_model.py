@@ -237,3 +237,22 @@ def test_a_failed_trial_leaves_no_checkpoint_but_a_stopped_one_does(tmp_path) ->
     # stopped one's file waits for its retry.
     files = [path.relative_to(tmp_path) for path in tmp_path.rglob("*.npz")]
     assert [str(path) for path in files] == ["KeyboardInterrupt/trial-0.npz"]
+
+
+def test_a_checkpoint_longer_than_the_training_is_not_resumed(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    from optuna_lcpred.worker import requeue_trial
+
+    options = {"n_events": 60, "search_space": TINY, "device": "cpu", "checkpoint_dir": tmp_path}
+    study = optuna.create_study(pruner=_StopAt(step=2))
+    trial = study.ask()
+    with pytest.raises(KeyboardInterrupt):
+        MLPFObjective(epochs=4, **options)(trial)
+    requeue_trial(study, study.tell(trial, state=optuna.trial.TrialState.FAIL))
+    study.pruner = optuna.pruners.NopPruner()
+    retry = study.ask()
+    # The study file now says 2 epochs: 3 saved epochs cannot be resumed into 2.
+    with caplog.at_level("WARNING", logger="optuna.lcpred.mlpf.objective"):
+        resumed = study.tell(retry, MLPFObjective(epochs=2, **options)(retry))
+    assert "holds 3 epochs, more than epochs=2" in caplog.text
+    assert sorted(resumed.intermediate_values) == [0, 1]
+    assert "lcpred:resumed_from" not in resumed.user_attrs
