@@ -107,7 +107,8 @@ class TrialCheckpoint:
             )
         self._trial = trial
         self._number = original_trial_number(trial)
-        study = re.sub(r"[^A-Za-z0-9._-]+", "_", trial.study.study_name) or "study"
+        # A folder name from any study name, never "." or ".." (nothing outside ``directory``).
+        study = re.sub(r"[^A-Za-z0-9._-]+", "_", trial.study.study_name).lstrip(".") or "study"
         self._path = Path(directory) / study / f"trial-{self._number}.npz"
 
     @property

@@ -100,6 +100,14 @@ def test_the_file_holds_no_pickle(tmp_path: Path) -> None:
     assert [p.name for p in checkpoint.path.parent.iterdir()] == [checkpoint.path.name]
 
 
+@pytest.mark.parametrize(("name", "folder"), [("mlpf/v2 run", "mlpf_v2_run"), ("..", "study")])
+def test_every_study_name_gives_a_folder_inside_the_directory(
+    tmp_path: Path, name: str, folder: str
+) -> None:
+    _, trial = _trial(name)
+    assert TrialCheckpoint(tmp_path, trial).path == tmp_path / folder / "trial-0.npz"
+
+
 def test_bad_arguments_name_the_value(tmp_path: Path) -> None:
     study, trial = _trial()
     with pytest.raises(ValueError, match="step must be an int >= 0, got -1"):
