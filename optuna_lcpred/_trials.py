@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "RETRY_OF_ATTR",
     "CompletedCurves",
     "FinishedTrialCache",
     "PredictedFinalStorage",
@@ -38,6 +39,7 @@ __all__ = [
     "direction_sign",
     "flush_annotations",
     "forget_cached_trials",
+    "frozen_of",
     "heartbeat",
     "live_trial",
     "model_store",
@@ -47,6 +49,9 @@ __all__ = [
     "set_float_user_attrs",
     "study_identity",
 ]
+
+RETRY_OF_ATTR = "lcpred:retry_of"
+"""User attribute of a queued retry: the number of the original trial it repeats."""
 
 
 @dataclass
@@ -341,14 +346,15 @@ def pop_waiting_trial(study: optuna.Study) -> optuna.Trial | None:
 
     The claim is the storage's atomic WAITING -> RUNNING transition, so two workers never get
     the same trial, and unlike ``study.ask()`` no new trial is created when the queue is empty:
-    a study whose trials are all enqueued up front holds exactly that many.
+    a study whose trials are all enqueued up front holds exactly that many. Retries of stopped
+    or dead workers' trials come first (oldest first), so they resume from their checkpoints
+    before new trials start.
     """
     import optuna
 
     storage = study._storage
-    for frozen in storage.get_all_trials(
-        study._study_id, deepcopy=False, states=(TrialState.WAITING,)
-    ):
+    waiting = storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,))
+    for frozen in sorted(waiting, key=lambda t: not _is_retry(t)):
         try:
             if not storage.set_trial_state_values(frozen._trial_id, state=TrialState.RUNNING):
                 continue
@@ -356,6 +362,10 @@ def pop_waiting_trial(study: optuna.Study) -> optuna.Trial | None:
             continue
         return optuna.Trial(study, frozen._trial_id)
     return None
+
+
+def _is_retry(trial: FrozenTrial) -> bool:
+    return RETRY_OF_ATTR in trial.user_attrs or "failed_trial" in trial.system_attrs
 
 
 @contextlib.contextmanager

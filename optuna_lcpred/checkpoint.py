@@ -30,15 +30,13 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
+from optuna_lcpred._trials import RETRY_OF_ATTR
 from optuna_lcpred._trials import frozen_of
 
 
 __all__ = ["RESUMED_ATTR", "RETRY_OF_ATTR", "TrialCheckpoint", "original_trial_number"]
 
 _logger = logging.getLogger("optuna.lcpred.checkpoint")
-
-RETRY_OF_ATTR = "lcpred:retry_of"
-"""User attribute of a queued retry: the number of the original trial it repeats."""
 
 RESUMED_ATTR = "lcpred:resumed_from"
 """User attribute of a trial that resumed from a checkpoint: the last step the checkpoint held."""

@@ -188,3 +188,19 @@ def test_optunas_heartbeat_retry_is_followed_too(tmp_path: Path) -> None:
     TrialCheckpoint(tmp_path, retried).report([0.7, 0.4])
     study.tell(retried, 0.4)
     assert study.trials[retried.number].intermediate_values == {0: 0.5, 1: 0.4}
+
+
+def test_a_retry_is_claimed_before_the_trials_queued_earlier() -> None:
+    from optuna_lcpred._trials import pop_waiting_trial
+
+    study = optuna.create_study()
+    for lr in (0.01, 0.02, 0.03):
+        study.enqueue_trial({"lr": lr})
+    first = pop_waiting_trial(study)
+    assert first is not None and first.number == 0
+    first.suggest_float("lr", 1e-4, 1e-1)
+    requeue_trial(study, study.tell(first, state=TrialState.FAIL))
+    # The stopped trial 0, queued again as trial 3, resumes before trials 1 and 2 start.
+    claimed = [pop_waiting_trial(study) for _ in range(3)]
+    assert [t.number for t in claimed if t is not None] == [3, 1, 2]
+    assert pop_waiting_trial(study) is None
