@@ -1,8 +1,8 @@
 """The MLPF objective on a CUDA GPU: the same numbers as on the CPU, seeded.
 
 These run only where PyTorch sees a CUDA device (the CPU-only CI skips them); the last test
-checks what a CPU-only machine says when CUDA is asked for. A diverging trial on the GPU is
-tested next to the CPU's, in test_mlpf_model.py.
+checks what a CPU-only machine says when CUDA is asked for. A diverging trial and a trial
+resumed from its checkpoint on the GPU are tested next to the CPU's, in test_mlpf_model.py.
 """
 
 from __future__ import annotations
@@ -110,40 +110,6 @@ def test_gpu_trials_are_seeded() -> None:
         curves.append(study.trials[0].intermediate_values)
     # Dropout draws from the CUDA generator, which the trial seeds too.
     assert curves[0] == pytest.approx(curves[1], rel=1e-6)
-
-
-class _StopAt(optuna.pruners.BasePruner):
-    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        if trial.last_step == 1:
-            raise KeyboardInterrupt  # a worker stopped right after epoch 1's checkpoint
-        return False
-
-
-@needs_cuda
-def test_gpu_trial_resumes_from_its_checkpoint(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from optuna_lcpred.worker import requeue_trial
-
-    options = {
-        "n_events": 60,
-        "epochs": 4,
-        "search_space": dict(TINY, dropout=0.3),
-        "device": "cuda",
-    }
-    uninterrupted = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-    uninterrupted.optimize(MLPFObjective(**options), n_trials=1)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1), pruner=_StopAt())
-    objective = MLPFObjective(**options, checkpoint_dir=tmp_path)
-    trial = study.ask()
-    with pytest.raises(KeyboardInterrupt):
-        objective(trial)
-    requeue_trial(study, study.tell(trial, state=optuna.trial.TrialState.FAIL))
-    study.pruner = optuna.pruners.NopPruner()
-    retry = study.ask()
-    resumed = study.tell(retry, objective(retry))
-    # Fused AdamW's state and the CUDA generator (dropout) come back on the GPU.
-    assert resumed.user_attrs["lcpred:resumed_from"] == 1
-    expected = uninterrupted.trials[0].intermediate_values
-    assert resumed.intermediate_values == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
