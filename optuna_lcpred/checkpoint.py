@@ -34,12 +34,22 @@ from optuna_lcpred._trials import RETRY_OF_ATTR
 from optuna_lcpred._trials import frozen_of
 
 
-__all__ = ["RESUMED_ATTR", "RETRY_OF_ATTR", "TrialCheckpoint", "original_trial_number"]
+__all__ = [
+    "RESUMED_ATTR",
+    "RESUMED_BY_ATTR",
+    "RETRY_OF_ATTR",
+    "TrialCheckpoint",
+    "original_trial_number",
+]
 
 _logger = logging.getLogger("optuna.lcpred.checkpoint")
 
 RESUMED_ATTR = "lcpred:resumed_from"
 """User attribute of a trial that resumed from a checkpoint: the last step the checkpoint held."""
+
+RESUMED_BY_ATTR = "lcpred:resumed_by"
+"""The number of the trial that wrote ``lcpred:resumed_from`` (Optuna's heartbeat retry copies
+user attributes to the next retry, which has not resumed anything yet)."""
 
 _FORMAT = 1
 _META_KEY = "__meta__"
@@ -208,6 +218,7 @@ class TrialCheckpoint:
                 self._trial.report(float(value), int(step))
         if steps:
             self._trial.set_user_attr(RESUMED_ATTR, int(steps[-1]))
+            self._trial.set_user_attr(RESUMED_BY_ATTR, self._trial.number)
             _logger.info(
                 "trial %d resumes trial %d's training after step %d",
                 self._trial.number,

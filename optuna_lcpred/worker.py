@@ -39,6 +39,7 @@ from optuna.trial import TrialState
 from optuna_lcpred._trials import heartbeat
 from optuna_lcpred._trials import pop_waiting_trial
 from optuna_lcpred.checkpoint import RESUMED_ATTR
+from optuna_lcpred.checkpoint import RESUMED_BY_ATTR
 from optuna_lcpred.checkpoint import RETRY_OF_ATTR
 from optuna_lcpred.checkpoint import original_trial_number
 from optuna_lcpred.storage import open_storage
@@ -451,7 +452,11 @@ def summarize_study(study: optuna.Study, storage_url: str) -> StudySummary:
     # Steps a FAIL trial trained are lost unless a retry resumed them from a checkpoint (its
     # `lcpred:resumed_from` step and those before it came from the failed run).
     failed_steps = sum(len(t.intermediate_values) for t in trials if t.state == TrialState.FAIL)
-    resumed = [t.user_attrs[RESUMED_ATTR] for t in trials if RESUMED_ATTR in t.user_attrs]
+    resumed = [
+        t.user_attrs[RESUMED_ATTR]
+        for t in trials
+        if RESUMED_ATTR in t.user_attrs and t.user_attrs.get(RESUMED_BY_ATTR) == t.number
+    ]
     resumed_steps = sum(int(step) + 1 for step in resumed)
     best = None
     if by_state[TrialState.COMPLETE]:

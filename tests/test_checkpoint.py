@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from optuna_lcpred.checkpoint import TrialCheckpoint
 from optuna_lcpred.checkpoint import original_trial_number
 from optuna_lcpred.worker import requeue_trial
+from optuna_lcpred.worker import summarize_study
 
 
 LR = {"lr": FloatDistribution(1e-4, 1e-1)}
@@ -186,8 +187,16 @@ def test_optunas_heartbeat_retry_is_followed_too(tmp_path: Path) -> None:
     assert original_trial_number(study.trials[retried.number]) == 0
     # A retry that inherited step 0 is not told it again.
     TrialCheckpoint(tmp_path, retried).report([0.7, 0.4])
-    study.tell(retried, 0.4)
-    assert study.trials[retried.number].intermediate_values == {0: 0.5, 1: 0.4}
+    frozen = study.tell(retried, state=TrialState.FAIL)
+    assert frozen.intermediate_values == {0: 0.5, 1: 0.4}
+    # Its own retry inherits its user attributes, "resumed" among them, but resumes nothing:
+    # the summary counts one resumed trial, and the steps of two failed ones as lost but one.
+    retry(inherit_intermediate_values=True)(study, frozen)
+    again = study.ask()
+    assert again.user_attrs["lcpred:resumed_from"] == 1
+    study.tell(again, 0.3)
+    summary = summarize_study(study, "sqlite:///x")
+    assert (summary.n_resumed, summary.n_failed, summary.epochs_lost) == (1, 2, 1)
 
 
 def test_a_retry_is_claimed_before_the_trials_queued_earlier() -> None:
