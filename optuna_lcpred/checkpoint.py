@@ -39,6 +39,7 @@ __all__ = [
     "RESUMED_BY_ATTR",
     "RETRY_OF_ATTR",
     "TrialCheckpoint",
+    "finished_checkpoints",
     "original_trial_number",
 ]
 
@@ -115,9 +116,9 @@ class TrialCheckpoint:
             )
         self._trial = trial
         self._number = original_trial_number(trial)
-        # A folder name from any study name, never "." or ".." (nothing outside ``directory``).
-        study = re.sub(r"[^A-Za-z0-9._-]+", "_", trial.study.study_name).lstrip(".") or "study"
-        self._path = Path(directory) / study / f"trial-{self._number}.npz"
+        self._path = (
+            Path(directory) / _study_folder(trial.study.study_name) / f"trial-{self._number}.npz"
+        )
 
     @property
     def path(self) -> Path:
@@ -229,6 +230,51 @@ class TrialCheckpoint:
     def remove(self) -> None:
         """Delete the checkpoint (the trial finished; nothing will resume it)."""
         self._path.unlink(missing_ok=True)
+
+
+def finished_checkpoints(directory: str | os.PathLike[str], study: optuna.Study) -> list[Path]:
+    """The checkpoint files of ``study`` under ``directory`` that nothing will resume.
+
+    A file is kept while a trial of its retry chain is WAITING or RUNNING (a retry will load
+    it); a file whose chain has ended (COMPLETE, PRUNED, or FAIL without a retry left, e.g.
+    once ``max_retry`` heartbeat retries are spent) is listed. Objectives delete their file
+    when a trial finishes; what is listed is what a dead node or an abandoned queue left.
+
+    Example:
+        >>> import tempfile
+        >>> import optuna
+        >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+        >>> study = optuna.create_study(study_name="old")
+        >>> trial = study.ask()
+        >>> directory = tempfile.mkdtemp()
+        >>> TrialCheckpoint(directory, trial).save(0, {"losses": [0.5]})
+        >>> finished_checkpoints(directory, study)  # trial 0 is RUNNING: its file is needed
+        []
+        >>> _ = study.tell(trial, state=optuna.trial.TrialState.FAIL)  # and never queued again
+        >>> [path.name for path in finished_checkpoints(directory, study)]
+        ['trial-0.npz']
+    """
+    folder = Path(directory) / _study_folder(study.study_name)
+    if not folder.is_dir():
+        return []
+    live = {
+        original_trial_number(t)
+        for t in study.get_trials(
+            deepcopy=False,
+            states=(optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING),
+        )
+    }
+    found = []
+    for path in sorted(folder.glob("trial-*.npz")):
+        number = path.stem.removeprefix("trial-")
+        if number.isdigit() and int(number) not in live:
+            found.append(path)
+    return found
+
+
+def _study_folder(name: str) -> str:
+    # A folder name from any study name, never "." or ".." (nothing outside the directory).
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".") or "study"
 
 
 def _json_params(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -303,6 +303,37 @@ class _ExportCurves(_BaseCommand):
         return 0
 
 
+class _CleanCheckpoints(_BaseCommand):
+    help = "Delete a study's trial checkpoints that nothing will resume (finished or abandoned)."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("directory", metavar="DIR", help="the objective's checkpoint_dir")
+        _add_storage_arguments(parser)
+        parser.add_argument(
+            "--dry-run", action="store_true", help="list the files, delete nothing"
+        )
+
+    def take_action(self, args: argparse.Namespace) -> int:
+        from optuna_lcpred.checkpoint import finished_checkpoints
+
+        if not os.path.isdir(args.directory):
+            raise CLIUsageError(f"{args.directory!r} is not a folder")
+        study = _load_study(args)
+        paths = finished_checkpoints(args.directory, study)
+        size = sum(path.stat().st_size for path in paths)
+        for path in paths:
+            print(path)
+            if not args.dry_run:
+                path.unlink(missing_ok=True)
+        verb = "would delete" if args.dry_run else "deleted"
+        print(
+            f"{verb} {len(paths)} checkpoint(s) of study {study.study_name!r}, "
+            f"{size / 1e6:.1f} MB; those of waiting or running trials are kept",
+            file=sys.stderr,
+        )
+        return 0
+
+
 def _add_storage_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
@@ -579,6 +610,7 @@ _COMMANDS: dict[str, type[_BaseCommand]] = {
     "evaluate": _Evaluate,
     "export-curves": _ExportCurves,
     "report": _Report,
+    "clean-checkpoints": _CleanCheckpoints,
 }
 
 

@@ -213,3 +213,35 @@ def test_a_retry_is_claimed_before_the_trials_queued_earlier() -> None:
     claimed = [pop_waiting_trial(study) for _ in range(3)]
     assert [t.number for t in claimed if t is not None] == [3, 1, 2]
     assert pop_waiting_trial(study) is None
+
+
+def test_clean_checkpoints_deletes_only_what_nothing_will_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from optuna_lcpred.cli import main
+
+    storage = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    study = optuna.create_study(study_name="campaign", storage=storage)
+    trials = [study.ask(LR) for _ in range(3)]
+    for trial in trials:
+        TrialCheckpoint(tmp_path / "ckpt", trial).save(0, {"losses": [0.5]})
+    requeue_trial(study, study.tell(trials[0], state=TrialState.FAIL))  # its retry waits
+    study.tell(trials[1], state=TrialState.FAIL)  # retries spent: nothing will resume it
+    # trials[2] is still running.
+    args = [
+        "clean-checkpoints",
+        str(tmp_path / "ckpt"),
+        "--storage",
+        storage,
+        "--study",
+        "campaign",
+    ]
+    assert main([*args, "--dry-run"]) == 0
+    listed = capsys.readouterr()
+    assert listed.out.split() == [str(tmp_path / "ckpt" / "campaign" / "trial-1.npz")]
+    assert "would delete 1 checkpoint(s)" in listed.err
+    assert len(list((tmp_path / "ckpt").rglob("*.npz"))) == 3
+    assert main(args) == 0
+    left = sorted(path.name for path in (tmp_path / "ckpt").rglob("*.npz"))
+    assert left == ["trial-0.npz", "trial-2.npz"]
+    assert main(["clean-checkpoints", str(tmp_path / "nowhere"), "--storage", storage]) != 0
