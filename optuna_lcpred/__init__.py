@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
 from optuna_lcpred.checkpoint import TrialCheckpoint
+from optuna_lcpred.checkpoint import finished_checkpoints
 from optuna_lcpred.checkpoint import original_trial_number
 from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.curves import CurveTableError
@@ -45,6 +46,7 @@ __all__ = [
     "StudyReport",
     "TrialCheckpoint",
     "__version__",
+    "finished_checkpoints",
     "original_trial_number",
     "read_curve_table",
     "study_report",
