@@ -28,13 +28,14 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import dimod
+
+from optuna_lcpred._files import write_atomically
 
 
 __all__ = [
@@ -215,11 +216,8 @@ class EmbeddingCache:
         if path is None:
             return
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump({"size": size, "graph": key, "chains": chains}, out)
-            os.replace(temporary, path)
+            text = json.dumps({"size": size, "graph": key, "chains": chains})
+            write_atomically(path, lambda out: out.write(text.encode("utf-8")))
         except OSError as exc:  # a read-only cache only costs time
             _logger.warning("Could not cache the embedding in %s (%s)", path, exc)
 

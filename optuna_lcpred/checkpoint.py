@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
+from optuna_lcpred._files import write_atomically
 from optuna_lcpred._trials import RETRY_OF_ATTR
 from optuna_lcpred._trials import frozen_of
 
@@ -153,16 +153,11 @@ class TrialCheckpoint:
             "tree": tree,
         }
         arrays[_META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
-        try:
-            with open(temporary, "wb") as handle:
-                np.savez(handle, **arrays)  # type: ignore[arg-type]
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self._path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        write_atomically(
+            self._path,
+            lambda out: np.savez(out, **arrays),  # type: ignore[arg-type]
+            sync=True,
+        )
 
     def load(self) -> tuple[int, dict[str, Any]] | None:
         """The saved ``(step, state)``, or None when there is nothing to resume from.
@@ -286,9 +281,7 @@ def _encode(value: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (int, float)):
-        if isinstance(value, float) and not math.isfinite(value):
-            return {"__float__": repr(value)}
-        return value
+        return value  # NaN and inf too: Python's json writes and reads them
     if isinstance(value, np.generic):
         return _encode(value.item(), arrays, where)
     if isinstance(value, np.ndarray):
@@ -333,15 +326,15 @@ def _decode(node: Any, arrays: Any) -> Any:
         return {k: _decode(v, arrays) for k, v in node["__dict__"]}
     if "__tuple__" in node:
         return tuple(_decode(v, arrays) for v in node["__tuple__"])
-    if "__float__" in node:
-        return float(node["__float__"])
     if "__array__" in node:
         return np.array(arrays[node["__array__"]])
     if "__tensor__" in node:
         import torch
 
         tensor = torch.from_numpy(np.array(arrays[node["__tensor__"]]))
-        dtype = getattr(torch, node["dtype"])
+        dtype = getattr(torch, str(node["dtype"]), None)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"unknown tensor dtype {node['dtype']!r}")
         return tensor.view(dtype) if dtype == torch.bfloat16 else tensor.to(dtype)
     raise ValueError(f"unknown entry {sorted(node)}")
 

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +33,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from optuna_lcpred._files import write_atomically
 from optuna_lcpred.features import RobustScale
 from optuna_lcpred.predictors.base import CurvePredictor
 from optuna_lcpred.predictors.baselines import LastValuePredictor
@@ -452,9 +452,5 @@ class FileModelStore(ModelStore):
             ) from None
 
     def save(self, name: str, payload: str, signature: str) -> None:
-        self._directory.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"payload": payload, "signature": signature})
-        handle, temporary = tempfile.mkstemp(dir=self._directory, suffix=".tmp")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, self._path(name))
+        write_atomically(self._path(name), lambda out: out.write(text.encode("utf-8")))
