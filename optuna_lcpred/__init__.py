@@ -25,6 +25,7 @@ from optuna_lcpred.predictors import SVRPredictor
 from optuna_lcpred.pruner import LCPredictionPruner
 from optuna_lcpred.report import StudyReport
 from optuna_lcpred.report import study_report
+from optuna_lcpred.retry import RetryStaleTrialCallback
 from optuna_lcpred.sampler import PredictedFinalSampler
 
 
@@ -42,6 +43,7 @@ __all__ = [
     "LinearLastValuePredictor",
     "PowerLawPredictor",
     "PredictedFinalSampler",
+    "RetryStaleTrialCallback",
     "SVRPredictor",
     "StudyReport",
     "TrialCheckpoint",

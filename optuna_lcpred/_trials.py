@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "ANNOTATION_PREFIX",
+    "PRUNED_AT_ATTR",
     "RETRY_OF_ATTR",
     "CompletedCurves",
     "FinishedTrialCache",
@@ -37,6 +39,7 @@ __all__ = [
     "completed_trials_needed",
     "current_curve",
     "direction_sign",
+    "drop_inherited_annotations",
     "flush_annotations",
     "forget_cached_trials",
     "frozen_of",
@@ -52,6 +55,12 @@ __all__ = [
 
 RETRY_OF_ATTR = "lcpred:retry_of"
 """User attribute of a queued retry: the number of the original trial it repeats."""
+
+ANNOTATION_PREFIX = "lcpred:"
+"""The prefix of every user attribute this package writes on a trial."""
+
+PRUNED_AT_ATTR = "lcpred:pruned_at"
+"""The step at which the pruner stopped the trial for its prediction (written with the prune)."""
 
 
 @dataclass
@@ -368,6 +377,54 @@ def _is_retry(trial: FrozenTrial) -> bool:
     return RETRY_OF_ATTR in trial.user_attrs or "failed_trial" in trial.system_attrs
 
 
+def drop_inherited_annotations(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """``trials`` with the pruner's annotations that a retry only copied left out.
+
+    Optuna's heartbeat retry (``RetryFailedTrialCallback``) copies every user attribute of the
+    failed trial to its WAITING copy, so the copy starts with the predictions, milestones and
+    audit mark made for the failed run. A retry's ``lcpred:`` attribute whose value equals the
+    one on the trial it was copied from (the last of its ``retry_history``) is taken as copied
+    and dropped; what the retry's own run wrote differs. Other trials are returned as they are.
+    (:class:`optuna_lcpred.RetryStaleTrialCallback` copies no annotations in the first place.)
+    """
+    by_number = {t.number: t for t in trials}
+    out = []
+    for trial in trials:
+        history = trial.system_attrs.get("retry_history")
+        source = by_number.get(history[-1]) if isinstance(history, list) and history else None
+        if source is None:
+            out.append(trial)
+            continue
+        copied = source.user_attrs
+        attrs = {
+            k: v
+            for k, v in trial.user_attrs.items()
+            if not (k.startswith(ANNOTATION_PREFIX) and k in copied and copied[k] == v)
+        }
+        kept = len(attrs) == len(trial.user_attrs)
+        out.append(trial if kept else _with_user_attrs(trial, attrs))
+    return out
+
+
+def _with_user_attrs(trial: FrozenTrial, user_attrs: dict[str, Any]) -> FrozenTrial:
+    from optuna.trial import FrozenTrial
+
+    return FrozenTrial(
+        number=trial.number,
+        state=trial.state,
+        value=None if trial.values is None or len(trial.values) != 1 else trial.value,
+        values=trial.values if trial.values is not None and len(trial.values) > 1 else None,
+        datetime_start=trial.datetime_start,
+        datetime_complete=trial.datetime_complete,
+        params=trial.params,
+        distributions=trial.distributions,
+        user_attrs=user_attrs,
+        system_attrs=trial.system_attrs,
+        intermediate_values=trial.intermediate_values,
+        trial_id=trial._trial_id,
+    )
+
+
 @contextlib.contextmanager
 def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
     """Record heartbeats for ``trial`` while the block runs (RDB storages with heartbeats on)."""
@@ -415,14 +472,19 @@ def model_store(study: optuna.Study) -> Any:
 def predicted_final_value(trial: FrozenTrial, key: str) -> float | None:
     """The predicted final value ``LCPredictionPruner`` stored on a PRUNED trial, else None.
 
-    None too for a trial whose last report is NaN or infinite: it was stopped because it
-    diverged, and the prediction it carries is from the decision before, which kept it.
+    None too for a trial whose last report is NaN or infinite (it was stopped because it
+    diverged, and the prediction it carries is from the decision before, which kept it), and
+    for one the pruner did not stop at its last step (``lcpred:pruned_at``): the objective, a
+    fallback or another pruner stopped it after a decision that kept it, so the prediction it
+    carries is the favourable one of that decision.
     """
     if trial.state != TrialState.PRUNED:
         return None
     last = trial.last_step
-    if last is not None and not math.isfinite(trial.intermediate_values[last]):
+    if last is None or not math.isfinite(trial.intermediate_values[last]):
         return None
+    if trial.user_attrs.get(PRUNED_AT_ATTR) != float(last):
+        return None  # stopped by something else after a decision that kept it
     value = trial.user_attrs.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None

@@ -174,7 +174,9 @@ class DashboardCallback:
 
     @staticmethod
     def _calibration_trials(study: optuna.Study) -> tuple[list[FrozenTrial], str]:
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        # A heartbeat retry's copies of the failed run's milestones are not its own.
+        trials = _trials.drop_inherited_annotations(study.get_trials(deepcopy=False))
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
         pruner = study.pruner
         if isinstance(pruner, LCPredictionPruner):
             audit = [t for t in complete if pruner.is_audit_trial(t.number)]

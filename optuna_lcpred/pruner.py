@@ -58,7 +58,7 @@ ATTR_N_TRAIN = "lcpred:n_train"
 ATTR_PRIOR_WEIGHT = "lcpred:prior_weight"
 ATTR_AUDIT_WOULD_PRUNE = "lcpred:audit_would_prune_at"
 #: The step at which the pruner stopped the trial for its prediction (written with the prune).
-ATTR_PRUNED_AT = "lcpred:pruned_at"
+ATTR_PRUNED_AT = _trials.PRUNED_AT_ATTR
 #: 1.0 on an audit trial (written at its first decision), so reports find the audit trials
 #: without knowing ``audit_fraction``.
 ATTR_AUDIT = "lcpred:audit"

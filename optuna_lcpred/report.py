@@ -28,6 +28,7 @@ import numpy as np
 from optuna.trial import TrialState
 from scipy.stats import spearmanr
 
+from optuna_lcpred._trials import drop_inherited_annotations
 from optuna_lcpred.pruner import ATTR_AUDIT
 from optuna_lcpred.pruner import ATTR_AUDIT_WOULD_PRUNE
 from optuna_lcpred.pruner import ATTR_N_TRAIN
@@ -289,7 +290,8 @@ def study_report(study: optuna.Study) -> StudyReport:
             "report covers single-objective studies"
         )
     direction = study.direction.name.lower()
-    trials = study.get_trials(deepcopy=False)
+    # A heartbeat retry's copies of the failed run's predictions are not its own.
+    trials = drop_inherited_annotations(study.get_trials(deepcopy=False))
     counts = {state.name.lower(): 0 for state in TrialState}
     for trial in trials:
         counts[trial.state.name.lower()] += 1

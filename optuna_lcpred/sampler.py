@@ -31,7 +31,10 @@ class PredictedFinalSampler(BaseSampler):
     them with a prediction of its final value (``lcpred:pred_final``). This wrapper hands its
     base sampler a view of the study (the same storage) in which those trials read as COMPLETE
     with that value, so it learns from them as from finished trials. The study itself keeps
-    them PRUNED; trials pruned by another pruner (no prediction) stay PRUNED in the view too.
+    them PRUNED. Trials stopped otherwise stay PRUNED in the view too: by another pruner (no
+    prediction), for a NaN or inf report, or by anything else after a prediction had kept them
+    (only a prediction that stopped the trial, marked ``lcpred:pruned_at`` at its last step,
+    stands in for its final value).
     Everything the base sampler writes (TPE's constant-liar parameters, say) goes to the real
     storage. Every hook is forwarded, as Optuna's ``PartialFixedSampler`` does.
 

@@ -5,7 +5,7 @@ created if new, and topped up with WAITING trials until it holds ``n_trials`` li
 (WAITING, RUNNING, COMPLETE or PRUNED). Workers then claim WAITING trials one at a time (an
 atomic state change in the storage), so however many workers run, the study ends with exactly
 ``n_trials`` live trials. A trial failed by a dead worker's missing heartbeat
-(``RetryHeartbeatStaleTrialCallback``), by ``run``'s dead-worker recovery or by a SIGTERM comes
+(:class:`RetryStaleTrialCallback`), by ``run``'s dead-worker recovery or by a SIGTERM comes
 back as a new WAITING trial with the same parameters and is picked up like the others; an
 objective that keeps a :class:`~optuna_lcpred.checkpoint.TrialCheckpoint` resumes it where it
 stopped.
@@ -40,8 +40,8 @@ from optuna_lcpred._trials import heartbeat
 from optuna_lcpred._trials import pop_waiting_trial
 from optuna_lcpred.checkpoint import RESUMED_ATTR
 from optuna_lcpred.checkpoint import RESUMED_BY_ATTR
-from optuna_lcpred.checkpoint import RETRY_OF_ATTR
-from optuna_lcpred.checkpoint import original_trial_number
+from optuna_lcpred.retry import RetryStaleTrialCallback
+from optuna_lcpred.retry import retry_user_attrs
 from optuna_lcpred.storage import open_storage
 from optuna_lcpred.storage import redact_url
 from optuna_lcpred.studyfile import StudyConfig
@@ -97,7 +97,6 @@ def make_storage(url: str, config: StudyConfig) -> str | BaseStorage:
         return opened
     import inspect
 
-    from optuna import storages
     from optuna.storages import RDBStorage
 
     if opened.startswith("sqlite"):
@@ -108,12 +107,8 @@ def make_storage(url: str, config: StudyConfig) -> str | BaseStorage:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if rdb.heartbeat_interval > 0:
-            # Optuna 5 names these RetryHeartbeatStaleTrialCallback and
-            # heartbeat_stale_trial_callback; 4.x has only the older names.
-            retry = (
-                getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
-                or storages.RetryFailedTrialCallback
-            )
+            # Optuna 5 names the argument heartbeat_stale_trial_callback; 4.x has only the
+            # older name.
             parameters = inspect.signature(RDBStorage).parameters
             callback_key = (
                 "heartbeat_stale_trial_callback"
@@ -123,7 +118,7 @@ def make_storage(url: str, config: StudyConfig) -> str | BaseStorage:
             kwargs = {
                 "heartbeat_interval": rdb.heartbeat_interval,
                 "grace_period": rdb.grace_period or 3 * rdb.heartbeat_interval,
-                callback_key: retry(max_retry=rdb.max_retry),
+                callback_key: RetryStaleTrialCallback(max_retry=rdb.max_retry),
             }
         return RDBStorage(
             opened,
@@ -487,11 +482,12 @@ def requeue_trial(study: optuna.Study, trial: FrozenTrial) -> None:
 
     The new trial's ``lcpred:retry_of`` attribute is the number of the first trial of the
     chain, so an objective that checkpoints (:class:`~optuna_lcpred.checkpoint.TrialCheckpoint`)
-    resumes what the interrupted run saved, and seeds derived from it stay the same.
+    resumes what the interrupted run saved, and seeds derived from it stay the same. The
+    user's own attributes are copied; this package's (``lcpred:``: the pruner's predictions
+    for the interrupted run, its worker) are not.
     """
     study.enqueue_trial(
-        dict(trial.params),
-        user_attrs={"lcpred:queued": True, RETRY_OF_ATTR: original_trial_number(trial)},
+        dict(trial.params), user_attrs={**retry_user_attrs(trial), "lcpred:queued": True}
     )
 
 

@@ -120,3 +120,30 @@ def test_study_file_opt_in_and_bad_settings(tmp_path: Path) -> None:
     path.write_text(base + '[dashboard]\nnotes = "yes"\n')
     with pytest.raises(StudyFileError, match=r"dashboard\.notes must be bool"):
         load_study_file(path)
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_the_figure_leaves_out_predictions_a_retry_only_copied() -> None:
+    from optuna import storages
+
+    from optuna_lcpred.dashboard import calibration_figure
+
+    retry_callback = getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or (
+        storages.RetryFailedTrialCallback
+    )
+    space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    study = optuna.create_study(pruner=LCPredictionPruner(3))
+    dead = study.ask(space)
+    dead.set_user_attr("lcpred:pred_at_25pct", 0.9)
+    study.tell(dead, state=optuna.trial.TrialState.FAIL)
+    retry_callback()(study, study.trials[0])  # Optuna's: copies the prediction to the retry
+    study.tell(study.ask(), 0.5)
+    kept = study.ask(space)
+    kept.set_user_attr("lcpred:pred_at_25pct", 0.4)
+    study.tell(kept, 0.45)
+    trials, _ = DashboardCallback._calibration_trials(study)
+    figure = calibration_figure(study, trials, "t")
+    # Only the trial that made its own prediction is plotted.
+    assert [list(trace.x) for trace in figure.data if trace.name == "at 25 % of training"] == [
+        [0.45]
+    ]

@@ -463,8 +463,10 @@ def test_the_cache_keeps_the_predicted_finals_of_pruned_trials() -> None:
     study = optuna.create_study(direction="maximize")
     for state, attrs in [
         (TrialState.COMPLETE, {}),
-        (TrialState.PRUNED, {"lcpred:pred_final": 0.25}),
+        (TrialState.PRUNED, {"lcpred:pred_final": 0.25, "lcpred:pruned_at": 0.0}),
         (TrialState.PRUNED, {}),  # pruned by another pruner: no prediction
+        # kept by a prediction, then stopped by something else: not the pruner's verdict
+        (TrialState.PRUNED, {"lcpred:pred_final": 0.75}),
         (TrialState.PRUNED, {"lcpred:pred_final": float("nan")}),
         (TrialState.FAIL, {"lcpred:pred_final": 0.5}),
     ]:

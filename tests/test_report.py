@@ -225,3 +225,39 @@ def test_the_report_command(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "--last must be >= 0, got -1" in bad.stderr
     missing = cli("report", "--storage", storage, "--study", "nope", check=False)
     assert missing.returncode == 1 and "'nope'" in missing.stderr
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_heartbeat_retry_does_not_report_the_failed_runs_predictions_as_its_own() -> None:
+    from optuna import storages
+
+    from optuna_lcpred.pruner import milestone_keys
+
+    retry_callback = (
+        getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
+        or storages.RetryFailedTrialCallback
+    )
+
+    at25, std25 = milestone_keys(25)
+    at50, _ = milestone_keys(50)
+    study = optuna.create_study()
+    # An audit trial whose worker died after the pruner had predicted it at 25 % and 50 %.
+    dead = study.ask(SPACE)
+    for key, value in {"lcpred:audit": 1.0, at25: 0.9, std25: 0.1, at50: 0.8}.items():
+        dead.set_user_attr(key, value)
+    dead.set_user_attr("lcpred:audit_would_prune_at", 3.0)
+    dead.set_user_attr("owner", "ana")
+    study.tell(dead, state=TrialState.FAIL)
+    # Optuna's own heartbeat retry copies every user attribute to the retry ...
+    retry_callback()(study, study.trials[dead.number])
+    retry = study.ask()  # takes the WAITING retry
+    assert retry.user_attrs[at25] == 0.9 and retry.user_attrs["owner"] == "ana"
+    # ... whose own run predicts again at 50 % (not an audit trial, by its number) and ends.
+    retry.set_user_attr(at50, 0.6)
+    study.tell(retry, 0.5)
+    report = study_report(study)
+    # The copied audit mark and would-prune step are not the retry's: no audit trial.
+    assert report.n_audit == 0 and report.audit_would_prune == []
+    # Only the retry's own prediction (at 50 %) is set against its final value.
+    assert [(c.percent, c.n) for c in report.calibration] == [(50, 1)]
+    assert report.calibration[0].mae == pytest.approx(0.1)

@@ -258,6 +258,13 @@ def test_sigkilled_worker_is_failed_by_heartbeat_and_retried(tmp_path: Path, pg_
     ]
     assert len(retries) == 1
     assert retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    # The worker's own retry callback made it: the chain is marked, and the dead run's worker
+    # and predictions stayed behind (the retry carries only what its own run wrote).
+    assert retries[0].user_attrs["lcpred:retry_of"] == killed.number
+    assert retries[0].user_attrs["lcpred:worker"] != killed.user_attrs["lcpred:worker"]
+    for key in ("lcpred:pred_final", "lcpred:step"):
+        if key in killed.user_attrs:
+            assert retries[0].user_attrs.get(key) != killed.user_attrs[key]
     # The retry resumed the killed replay from its checkpoint (saved after each report), and
     # its curve is whole: the saved steps reported again, then the rest.
     last = max(killed.intermediate_values)

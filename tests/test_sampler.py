@@ -44,12 +44,14 @@ class _Recorder(BaseSampler):
 
 def _study(sampler: BaseSampler) -> optuna.Study:
     study = optuna.create_study(sampler=sampler, pruner=LCPredictionPruner())
-    # Trial 0 COMPLETE; trial 1 pruned with a prediction; trial 2 pruned by someone else.
+    # Trial 0 COMPLETE; trial 1 pruned for its prediction (as the pruner marks it, with
+    # lcpred:pruned_at at its last step); trial 2 pruned by someone else.
     t0 = study.ask(SPACE)
     study.tell(t0, 1.5)
     t1 = study.ask(SPACE)
     t1.report(3.0, 0)
     t1.set_user_attr("lcpred:pred_final", 2.25)
+    t1.set_user_attr("lcpred:pruned_at", 0.0)
     study.tell(t1, state=TrialState.PRUNED)
     t2 = study.ask(SPACE)
     t2.report(9.0, 0)
@@ -60,6 +62,12 @@ def _study(sampler: BaseSampler) -> optuna.Study:
     t3.set_user_attr("lcpred:pred_final", 1.0)
     t3.report(float("nan"), 1)
     study.tell(t3, state=TrialState.PRUNED)
+    # Trial 4 was kept by a prediction at step 0, then stopped by the objective at step 1.
+    t4 = study.ask(SPACE)
+    t4.report(1.1, 0)
+    t4.set_user_attr("lcpred:pred_final", 0.9)
+    t4.report(1.0, 1)
+    study.tell(t4, state=TrialState.PRUNED)
     return study
 
 
@@ -73,11 +81,13 @@ def test_the_view_shows_predictions_for_this_pruners_pruned_trials_only() -> Non
     assert seen[1] == ("COMPLETE", 2.25)
     # ... and pruned by another pruner (no prediction): still PRUNED.
     assert seen[2] == ("PRUNED", None)
-    # A diverged run is not shown at the favourable prediction made before it diverged.
+    # A diverged run is not shown at the favourable prediction made before it diverged, nor
+    # is a run that something else stopped after a prediction kept it.
     assert seen[3] == ("PRUNED", None)
+    assert seen[4] == ("PRUNED", None)
     # The study itself is untouched.
     states = [t.state for t in study.get_trials()]
-    assert states[:4] == [TrialState.COMPLETE] + [TrialState.PRUNED] * 3
+    assert states[:5] == [TrialState.COMPLETE] + [TrialState.PRUNED] * 4
     assert study.best_value == 1.5
 
 
@@ -88,6 +98,7 @@ def test_the_view_reads_new_trials_at_every_ask() -> None:
     t5 = study.ask(SPACE)
     t5.report(1.0, 0)
     t5.set_user_attr("lcpred:pred_final", 0.5)
+    t5.set_user_attr("lcpred:pruned_at", 0.0)
     study.tell(t5, state=TrialState.PRUNED)
     study.ask(SPACE)
     # The trial pruned in between is in the next view, as COMPLETE at its prediction.
