@@ -359,7 +359,9 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         keep_top: A trial whose current value is among the best ``keep_top`` fraction of the
             values that finished trials (COMPLETE or PRUNED) reported at the same step is never
             pruned for a prediction: a model fitted on few survivors is least reliable for the
-            trials that look best. 0 switches this off.
+            trials that look best. Where fewer than 20 finished trials reached the step (and no
+            prior is in use), a trial better than every one of them is kept. 0 switches both
+            off.
     """
 
     def __init__(
@@ -764,14 +766,21 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 attrs[ATTR_CLASSICAL_PROB] = self._probability(classical, X, k, threshold_raw)[3]
                 prune = attrs[ATTR_CLASSICAL_PROB] < self._min_prob
         peers = self._cache.steps.peers(step)
-        if prune and self._keep_top > 0.0 and peers >= _MIN_PEERS:
+        if prune and self._keep_top > 0.0 and peers:
             # A trial among the best of its peers at this step is kept whatever the model says:
-            # a model fitted on few finished trials is least reliable for the best ones. With
-            # few peers (late steps that only survivors reached) a rank means little.
+            # a model fitted on few finished trials is least reliable for the best ones.
             better = self._cache.steps.n_better(
                 step, sign * float(trial.intermediate_values[step])
             )
-            prune = better >= self._keep_top * peers
+            if peers >= _MIN_PEERS:
+                prune = better >= self._keep_top * peers
+            elif not self._prior_in_use():
+                # Too few peers for a rank (a late step that only survivors reached): a trial
+                # better than every one of them is kept. A model of a handful of finished runs
+                # extrapolates worst for a run unlike all of them (an RBF SVR reverts to their
+                # mean), and one better than all is what the study is looking for. A prior's
+                # runs train the model too, so with one in use it decides.
+                prune = better > 0
         return _Decision(prune=prune, attrs=attrs)
 
     def _probability(

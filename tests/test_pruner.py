@@ -540,6 +540,21 @@ def test_keep_top_guards_the_best_of_their_step_at_its_boundary(
     assert decision is pruned  # kept only when 8 < keep_top * 20
 
 
+@pytest.mark.parametrize(("keep_top", "pruned"), [(0.1, False), (0.0, True)])
+def test_with_few_peers_a_trial_better_than_all_of_them_is_kept(
+    keep_top: float, pruned: bool
+) -> None:
+    # 8 finished trials reached step 2, too few to rank by keep_top. The SVR fitted on them
+    # reverts to their mean final for a curve far below all of theirs, and would prune it.
+    study, _ = make_study(keep_top=keep_top, predictor="svr")
+    trial, decision = running(study, 0.95, [0.3, 0.2, 0.1])
+    assert study.trials[trial.number].user_attrs["lcpred:prob_improve"] < 0.06
+    assert decision is pruned
+    # One that is not better than every finished trial at its step is still pruned.
+    _, decision = running(study, 0.95, [3.5, 3.4, 3.3])
+    assert decision
+
+
 def test_keep_top_must_be_a_fraction() -> None:
     for bad in (-0.1, 1.0, "10%"):
         with pytest.raises(
