@@ -269,7 +269,8 @@ class _Hopeless:
 
 @pytest.mark.parametrize("name", ["qsvr", "svr"])
 def test_the_annealer_model_cannot_stop_a_trial_the_classical_choice_keeps(name: str) -> None:
-    pruner = LCPredictionPruner(3, predictor="qsvr", qsvr_options={"num_reads": 5})
+    # The decision rule alone: keep_top would keep a trial better than every finished run.
+    pruner = LCPredictionPruner(3, predictor="qsvr", qsvr_options={"num_reads": 5}, keep_top=0.0)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(0), pruner=pruner)
     _run_finished_trials(study, 8)
     trial = study.ask({"x": FloatDistribution(0.0, 1.0)})
