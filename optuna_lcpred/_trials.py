@@ -402,23 +402,30 @@ def drop_inherited_annotations(trials: list[FrozenTrial]) -> list[FrozenTrial]:
             if not (k.startswith(ANNOTATION_PREFIX) and k in copied and copied[k] == v)
         }
         kept = len(attrs) == len(trial.user_attrs)
-        out.append(trial if kept else _with_user_attrs(trial, attrs))
+        out.append(trial if kept else _replaced(trial, user_attrs=attrs))
     return out
 
 
-def _with_user_attrs(trial: FrozenTrial, user_attrs: dict[str, Any]) -> FrozenTrial:
+def _replaced(
+    trial: FrozenTrial,
+    *,
+    state: TrialState | None = None,
+    values: list[float] | None = None,
+    user_attrs: dict[str, Any] | None = None,
+) -> FrozenTrial:
+    """A copy of ``trial`` with the given fields replaced (the original is untouched)."""
     from optuna.trial import FrozenTrial
 
     return FrozenTrial(
         number=trial.number,
-        state=trial.state,
-        value=None if trial.values is None or len(trial.values) != 1 else trial.value,
-        values=trial.values if trial.values is not None and len(trial.values) > 1 else None,
+        state=trial.state if state is None else state,
+        value=None,
+        values=trial.values if values is None else values,
         datetime_start=trial.datetime_start,
         datetime_complete=trial.datetime_complete,
         params=trial.params,
         distributions=trial.distributions,
-        user_attrs=user_attrs,
+        user_attrs=trial.user_attrs if user_attrs is None else user_attrs,
         system_attrs=trial.system_attrs,
         intermediate_values=trial.intermediate_values,
         trial_id=trial._trial_id,
@@ -493,21 +500,7 @@ def predicted_final_value(trial: FrozenTrial, key: str) -> float | None:
 
 def as_predicted_complete(trial: FrozenTrial, value: float) -> FrozenTrial:
     """A COMPLETE copy of ``trial`` whose value is ``value`` (the original is untouched)."""
-    from optuna.trial import FrozenTrial
-
-    return FrozenTrial(
-        number=trial.number,
-        state=TrialState.COMPLETE,
-        value=value,
-        datetime_start=trial.datetime_start,
-        datetime_complete=trial.datetime_complete,
-        params=trial.params,
-        distributions=trial.distributions,
-        user_attrs=trial.user_attrs,
-        system_attrs=trial.system_attrs,
-        intermediate_values=trial.intermediate_values,
-        trial_id=trial._trial_id,
-    )
+    return _replaced(trial, state=TrialState.COMPLETE, values=[value])
 
 
 class PredictedFinalStorage:
