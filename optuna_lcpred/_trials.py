@@ -384,7 +384,8 @@ def drop_inherited_annotations(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     failed trial to its WAITING copy, so the copy starts with the predictions, milestones and
     audit mark made for the failed run. A retry's ``lcpred:`` attribute whose value equals the
     one on the trial it was copied from (the last of its ``retry_history``) is taken as copied
-    and dropped; what the retry's own run wrote differs. Other trials are returned as they are.
+    and dropped (except ``lcpred:retry_of``, which a chain of retries shares); what the retry's
+    own run wrote differs. Other trials are returned as they are.
     (:class:`optuna_lcpred.RetryStaleTrialCallback` copies no annotations in the first place.)
     """
     by_number = {t.number: t for t in trials}
@@ -399,7 +400,8 @@ def drop_inherited_annotations(trials: list[FrozenTrial]) -> list[FrozenTrial]:
         attrs = {
             k: v
             for k, v in trial.user_attrs.items()
-            if not (k.startswith(ANNOTATION_PREFIX) and k in copied and copied[k] == v)
+            if k == RETRY_OF_ATTR
+            or not (k.startswith(ANNOTATION_PREFIX) and k in copied and copied[k] == v)
         }
         kept = len(attrs) == len(trial.user_attrs)
         out.append(trial if kept else _replaced(trial, user_attrs=attrs))
