@@ -173,11 +173,8 @@ def test_a_retry_finds_the_original_trials_checkpoint(tmp_path: Path) -> None:
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 def test_optunas_heartbeat_retry_is_followed_too(tmp_path: Path) -> None:
-    from optuna import storages
+    from tests.test_retry import OptunaRetry as retry
 
-    retry = getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or (
-        storages.RetryFailedTrialCallback
-    )
     study, trial = _trial()
     trial.report(0.5, 0)
     frozen = study.tell(trial, state=TrialState.FAIL)

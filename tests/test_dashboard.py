@@ -124,13 +124,9 @@ def test_study_file_opt_in_and_bad_settings(tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_the_figure_leaves_out_predictions_a_retry_only_copied() -> None:
-    from optuna import storages
-
     from optuna_lcpred.dashboard import calibration_figure
+    from tests.test_retry import OptunaRetry as retry_callback
 
-    retry_callback = getattr(storages, "RetryHeartbeatStaleTrialCallback", None) or (
-        storages.RetryFailedTrialCallback
-    )
     space = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
     study = optuna.create_study(pruner=LCPredictionPruner(3))
     dead = study.ask(space)

@@ -229,14 +229,8 @@ def test_the_report_command(tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_a_heartbeat_retry_does_not_report_the_failed_runs_predictions_as_its_own() -> None:
-    from optuna import storages
-
     from optuna_lcpred.pruner import milestone_keys
-
-    retry_callback = (
-        getattr(storages, "RetryHeartbeatStaleTrialCallback", None)
-        or storages.RetryFailedTrialCallback
-    )
+    from tests.test_retry import OptunaRetry as retry_callback
 
     at25, std25 = milestone_keys(25)
     at50, _ = milestone_keys(50)
