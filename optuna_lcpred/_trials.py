@@ -38,6 +38,7 @@ __all__ = [
     "StepValues",
     "completed_trials_needed",
     "current_curve",
+    "dead_trials_are_failed",
     "direction_sign",
     "drop_inherited_annotations",
     "flush_annotations",
@@ -127,12 +128,21 @@ class FinishedTrialCache:
         self._predicted_key = predicted_key
         self._study_key: tuple[int, int] | None = None
         self._seen: set[int] = set()
+        self._first_unfinished = 0
         self.data = CompletedCurves()
         self.steps = StepValues()
 
     def is_finished(self, number: int) -> bool:
         """Whether trial ``number`` had finished (any state) at the last refresh."""
         return number in self._seen
+
+    @property
+    def first_unfinished(self) -> int:
+        """The lowest trial number that had not finished at the last refresh (trial numbers
+        count from 0 without gaps, so every process sees the same one once it has refreshed)."""
+        while self._first_unfinished in self._seen:
+            self._first_unfinished += 1
+        return self._first_unfinished
 
     @property
     def n_finished(self) -> int:
@@ -145,6 +155,7 @@ class FinishedTrialCache:
         if key != self._study_key:
             self._study_key = key
             self._seen = set()
+            self._first_unfinished = 0
             self.data = CompletedCurves()
             self.steps = StepValues()
         trials = study._storage.get_all_trials(
@@ -441,6 +452,15 @@ def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
 
     with get_heartbeat_thread(trial._trial_id, study._storage):
         yield
+
+
+def dead_trials_are_failed(study: optuna.Study) -> bool:
+    """Whether a trial whose process died is marked FAIL by the storage's heartbeats (an RDB
+    storage with ``heartbeat_interval`` set), rather than left RUNNING for good."""
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    storage = study._storage
+    return isinstance(storage, BaseHeartbeat) and storage.get_heartbeat_interval() is not None
 
 
 def frozen_of(trial: optuna.Trial) -> FrozenTrial:

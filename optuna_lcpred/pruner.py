@@ -362,6 +362,20 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             trials that look best. Where fewer than 20 finished trials reached the step (and no
             prior is in use), a trial better than every one of them is kept. 0 switches both
             off.
+        prior: Learning curves of earlier campaigns that train the models from the first
+            trial on: curve tables (CSV paths or :class:`~optuna_lcpred.curves.CurveTable`),
+            studies (``optuna.Study`` or ``"STORAGE_URL:STUDY_NAME"``), or a list of them
+            (:mod:`optuna_lcpred.prior`). Parameters with the same name and kind are used as
+            features, the rest of the search space is left out while the prior is in use;
+            steps are matched by fraction of training. The prior's weight falls when the
+            study's own COMPLETE trials contradict it, and below 0.2 it is switched off
+            (:class:`~optuna_lcpred.prior.PriorTrainingSet`). Until a trial of the study has
+            finished, one trial (the anchor) is never stopped on the prior's word, so that a
+            prior from another task is found out; with a heartbeat storage (``run`` and
+            ``worker`` on PostgreSQL or MySQL) one anchor serves all worker processes,
+            otherwise each process keeps its own. A prior that cannot be used at all raises
+            :class:`~optuna_lcpred.prior.PriorError`.
+        prior_size: At most this many prior runs join each step's training set (at weight 1).
     """
 
     def __init__(
@@ -531,15 +545,16 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                     self._prior_checked = (data.version, len(data.predicted))
                     self._update_prior_threshold(data.predicted)
             n_prior = self._prior.n_used if self._prior is not None else 0
-            if n_prior and not data.values:
+            if (
+                n_prior
+                and not data.values
+                and trial.number == self._anchor_number(study, trial.number)
+            ):
                 # Nothing of this study's own has finished, so nothing can show whether the
-                # prior fits it: the first trial this pruner sees is never stopped on the
-                # prior's word and becomes the first check. (A prior from another task would
-                # otherwise stop every trial, and no trial would ever show it wrong.)
-                if self._anchor is None or self._cache.is_finished(self._anchor):
-                    self._anchor = trial.number  # the first, or the next if it died
-                if trial.number == self._anchor:
-                    return False
+                # prior fits it: one trial, the anchor, is never stopped on the prior's word
+                # and becomes the first check. (A prior from another task would otherwise
+                # stop every trial, and no trial would ever show it wrong.)
+                return False
             if len(data.values) + n_prior >= self._n_startup_trials:
                 target = self._target_step()
                 if target is not None and step >= target:
@@ -564,6 +579,23 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         # the others go to a background writer and cost the training loop no database commit.
         _trials.set_float_user_attrs(study, trial, attrs, wait=prune)
         return prune
+
+    def _anchor_number(self, study: optuna.Study, number: int) -> int:
+        """The trial kept on the prior's word until one of the study's own has finished.
+
+        Where the storage fails the trials of dead processes (heartbeats), one anchor serves
+        every worker process: the lowest-numbered trial not yet finished, which each process
+        reads from its own record of finished trials, so they agree without writing anything;
+        if its process dies, heartbeats fail it and the next one takes over. Elsewhere a dead
+        process's trial may stay RUNNING for good, and an anchor that never finishes would
+        leave the prior unchecked, so each process keeps its own first trial (the next one if
+        that finished without completing).
+        """
+        if _trials.dead_trials_are_failed(study):
+            return self._cache.first_unfinished
+        if self._anchor is None or self._cache.is_finished(self._anchor):
+            self._anchor = number
+        return self._anchor
 
     def _first_write(self, trial: FrozenTrial, key: str) -> bool:
         """True the first time ``key`` is to be written on ``trial`` (and remembers it)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,60 @@ def test_a_prior_prunes_a_hopeless_trial_before_any_trial_has_finished() -> None
     best = prior.curves[np.argmin(prior.final_values), :3].tolist()
     _, pruned = _run(study, best)
     assert not pruned
+
+
+def _worker(url: str, prior: CurveTable, *, heartbeat: bool) -> optuna.Study:
+    """The study as one worker process sees it: its own storage connection and pruner."""
+    kwargs = {"heartbeat_interval": 1, "grace_period": 1} if heartbeat else {}
+    storage = optuna.storages.RDBStorage(url, **kwargs)
+    return optuna.create_study(
+        study_name="warm",
+        storage=storage,
+        pruner=LCPredictionPruner(prior=prior),
+        load_if_exists=True,
+    )
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask/tell, no optimize
+@pytest.mark.parametrize("heartbeat", [True, False])
+def test_worker_processes_share_one_anchor_where_heartbeats_fail_dead_trials(
+    tmp_path: Path, heartbeat: bool
+) -> None:
+    prior = make_table(60, 12, seed=3)
+    url = f"sqlite:///{tmp_path / 'warm.db'}"
+    first = _worker(url, prior, heartbeat=heartbeat)
+    second = _worker(url, prior, heartbeat=heartbeat)
+    hopeless = [50.0, 49.0, 48.0]
+    _, pruned = _run(first, hopeless)
+    assert not pruned  # trial 0, the anchor of both rules
+    _, pruned = _run(second, hopeless)
+    # With heartbeats trial 0 anchors the whole study and the other process's hopeless trial
+    # stops on the prior's word; without, each process keeps its own first trial.
+    assert pruned is heartbeat
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask/tell, no optimize
+def test_when_the_anchor_s_process_dies_heartbeats_hand_the_anchor_on(tmp_path: Path) -> None:
+    prior = make_table(60, 12, seed=3)
+    url = f"sqlite:///{tmp_path / 'warm.db'}"
+    dead = _worker(url, prior, heartbeat=True)
+    live = _worker(url, prior, heartbeat=True)
+    anchor, pruned = _run(dead, [50.0])
+    assert not pruned
+    dead._storage.record_heartbeat(anchor._trial_id)  # then its process dies
+    second, pruned = _run(live, [50.0, 49.0, 48.0])
+    assert pruned  # trial 0 is still the anchor: it may be alive
+    live.tell(second, state=optuna.trial.TrialState.PRUNED)
+    time.sleep(2.1)  # past the grace period
+    optuna.storages.fail_stale_trials(live)
+    assert live.trials[anchor.number].state == optuna.trial.TrialState.FAIL
+    # The lowest unfinished trial now anchors the study: trial 2, started next.
+    third, pruned = _run(live, [50.0, 49.0, 48.0])
+    assert third.number == 2 and not pruned
+    _, pruned = _run(live, [50.0, 49.0, 48.0])
+    assert pruned
 
 
 def test_without_a_prior_nothing_is_pruned_before_the_startup_trials() -> None:
