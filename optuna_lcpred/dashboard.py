@@ -66,6 +66,10 @@ def pruning_note(trial: FrozenTrial, direction: str = "minimize") -> str | None:
         f"- threshold to beat ({better}): {_number(reason.threshold, '.6g')}",
         f"- probability of beating it: {_number(reason.prob_improve, '.1%')}",
     ]
+    if reason.prob_improve_before is not None:
+        lines.append(
+            f"- one step earlier: {_number(reason.prob_improve_before, '.1%')} (two looks agreed)"
+        )
     if reason.n_train is not None:
         lines.append(f"- model trained on {int(reason.n_train)} finished runs")
     if reason.prior_weight is not None:

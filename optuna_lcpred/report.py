@@ -35,6 +35,7 @@ from optuna_lcpred.pruner import ATTR_N_TRAIN
 from optuna_lcpred.pruner import ATTR_PRED_FINAL
 from optuna_lcpred.pruner import ATTR_PRED_STD
 from optuna_lcpred.pruner import ATTR_PRIOR_WEIGHT
+from optuna_lcpred.pruner import ATTR_PROB_BEFORE
 from optuna_lcpred.pruner import ATTR_PROB_IMPROVE
 from optuna_lcpred.pruner import ATTR_PRUNED_AT
 from optuna_lcpred.pruner import ATTR_STARTUP_HINT
@@ -76,7 +77,8 @@ class PruneReason:
         value: The value it reported there.
         pred_final: For a prediction: the predicted final value (else None), and so on for the
             spread, the threshold to beat, the probability of beating it, the finished runs
-            (with prior runs) the model was trained on, and the prior's weight.
+            (with prior runs) the model was trained on, the prior's weight, and the
+            probability one step earlier that confirmed it (``confirm_prob``).
     """
 
     trial: int
@@ -89,6 +91,7 @@ class PruneReason:
     prob_improve: float | None = None
     n_train: float | None = None
     prior_weight: float | None = None
+    prob_improve_before: float | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +256,7 @@ def prune_reason(trial: FrozenTrial) -> PruneReason | None:
         prob_improve=_float(attrs.get(ATTR_PROB_IMPROVE)),
         n_train=_float(attrs.get(ATTR_N_TRAIN)),
         prior_weight=_float(attrs.get(ATTR_PRIOR_WEIGHT)),
+        prob_improve_before=_float(attrs.get(ATTR_PROB_BEFORE)),
     )
 
 

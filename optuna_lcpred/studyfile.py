@@ -26,6 +26,7 @@ Layout (every table but ``[study]`` and ``[objective]`` is optional)::
                                   # the objective's n_steps (MLPFObjective: its epochs)
     [pruner.options]
     min_prob = 0.06
+    confirm_prob = 0.25           # the look one step earlier must agree (1: decide on one)
     prior = ["old-campaign.csv", "sqlite:///old.db:mlpf-v1"]   # warm start (optional)
     fallback = "sha"              # decides until the model is ready (optional; default: none;
                                   # with options, cheaper with many workers:

@@ -101,6 +101,13 @@ def test_the_note_names_the_decision() -> None:
     assert f"at step {int(attrs['lcpred:step'])}" in note
     assert f"{attrs['lcpred:prob_improve']:.1%}" in note
     assert pruning_note(study.best_trial) is None  # nothing to explain on a complete trial
+    # After a warm-up step, a trial is stopped only if the look one step earlier agreed.
+    study = optuna.create_study(pruner=LCPredictionPruner(3))
+    study.optimize(_objective, n_trials=20)
+    later = next(t for t in study.trials if t.state.name == "PRUNED")
+    before = later.user_attrs["lcpred:prob_improve_before"]
+    assert before < 0.25
+    assert f"one step earlier: {before:.1%}" in (pruning_note(later) or "")
 
 
 def test_study_file_opt_in_and_bad_settings(tmp_path: Path) -> None:

@@ -22,6 +22,9 @@ from tests.conftest import make_table
 
 
 SPACE = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "width": IntDistribution(16, 64)}
+# Far above every prior curve (finals about 0.3-1.2); the pruner stops such a run once two
+# consecutive looks agree (``confirm_prob``), here at its fourth report.
+HOPELESS = [50.0, 49.0, 48.0, 47.0]
 
 
 def _run(study: optuna.Study, values: list[float], params: dict[str, Any] | None = None) -> Any:
@@ -42,16 +45,16 @@ def test_a_prior_prunes_a_hopeless_trial_before_any_trial_has_finished() -> None
     study = optuna.create_study(pruner=LCPredictionPruner(prior=prior))
     # The first trial is the anchor: it finishes whatever it reports, so the prior can be
     # checked against it. It is still running when the second trial decides.
-    _anchor, pruned = _run(study, [50.0, 49.0, 48.0])
+    _anchor, pruned = _run(study, HOPELESS)
     assert not pruned
-    second, pruned = _run(study, [50.0, 49.0, 48.0])
+    second, pruned = _run(study, HOPELESS)
     # Nothing of the study's own has finished, yet the hopeless second trial is stopped ...
     assert pruned
     assert not study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
     attrs = study.trials[second.number].user_attrs
     assert attrs["lcpred:prior_weight"] == 1.0 and attrs["lcpred:n_train"] == 60.0
     # ... while one whose curve looks like the prior's best runs is not.
-    best = prior.curves[np.argmin(prior.final_values), :3].tolist()
+    best = prior.curves[np.argmin(prior.final_values), : len(HOPELESS)].tolist()
     _, pruned = _run(study, best)
     assert not pruned
 
@@ -78,10 +81,9 @@ def test_worker_processes_share_one_anchor_where_heartbeats_fail_dead_trials(
     url = f"sqlite:///{tmp_path / 'warm.db'}"
     first = _worker(url, prior, heartbeat=heartbeat)
     second = _worker(url, prior, heartbeat=heartbeat)
-    hopeless = [50.0, 49.0, 48.0]
-    _, pruned = _run(first, hopeless)
+    _, pruned = _run(first, HOPELESS)
     assert not pruned  # trial 0, the anchor of both rules
-    _, pruned = _run(second, hopeless)
+    _, pruned = _run(second, HOPELESS)
     # With heartbeats trial 0 anchors the whole study and the other process's hopeless trial
     # stops on the prior's word; without, each process keeps its own first trial.
     assert pruned is heartbeat
@@ -97,16 +99,16 @@ def test_when_the_anchor_s_process_dies_heartbeats_hand_the_anchor_on(tmp_path: 
     anchor, pruned = _run(dead, [50.0])
     assert not pruned
     dead._storage.record_heartbeat(anchor._trial_id)  # then its process dies
-    second, pruned = _run(live, [50.0, 49.0, 48.0])
+    second, pruned = _run(live, HOPELESS)
     assert pruned  # trial 0 is still the anchor: it may be alive
     live.tell(second, state=optuna.trial.TrialState.PRUNED)
     time.sleep(2.1)  # past the grace period
     optuna.storages.fail_stale_trials(live)
     assert live.trials[anchor.number].state == optuna.trial.TrialState.FAIL
     # The lowest unfinished trial now anchors the study: trial 2, started next.
-    third, pruned = _run(live, [50.0, 49.0, 48.0])
+    third, pruned = _run(live, HOPELESS)
     assert third.number == 2 and not pruned
-    _, pruned = _run(live, [50.0, 49.0, 48.0])
+    _, pruned = _run(live, HOPELESS)
     assert pruned
 
 
@@ -127,13 +129,13 @@ def test_a_prior_with_other_parameter_names_works_on_curve_features() -> None:
     )
     pruner = LCPredictionPruner(prior=prior)
     study = optuna.create_study(pruner=pruner)
-    _run(study, [50.0, 49.0, 48.0])
-    _, pruned = _run(study, [50.0, 49.0, 48.0])
+    _run(study, HOPELESS)
+    _, pruned = _run(study, HOPELESS)
     assert pruned
     # The models see the curve only: no hyperparameter column matched.
     assert pruner._hyper_names() == []
-    model = pruner._classical.get(2) or pruner._models[2]
-    assert model.selected.model.n_features_in_ == 3
+    model = pruner._classical.get(3) or pruner._models[3]
+    assert model.selected.model.n_features_in_ == 4
 
 
 def test_matching_parameters_are_used_as_features() -> None:

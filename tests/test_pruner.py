@@ -48,8 +48,15 @@ def make_study(
     storage: Any = None,
     **pruner_options: Any,
 ) -> tuple[optuna.Study, LCPredictionPruner]:
-    # The decision rule alone: a decision at every step, no rank guard (each has its own test).
-    options = {"n_startup_trials": 3, "n_warmup_steps": 0, "keep_top": 0.0, **pruner_options}
+    # The decision rule alone: a decision at every step on one look, no rank guard (each has
+    # its own test).
+    options = {
+        "n_startup_trials": 3,
+        "n_warmup_steps": 0,
+        "keep_top": 0.0,
+        "confirm_prob": None,
+        **pruner_options,
+    }
     pruner = LCPredictionPruner(**options)
     study = optuna.create_study(direction=direction, pruner=pruner, storage=storage)
     for x in xs:
@@ -72,6 +79,33 @@ def test_far_worse_is_pruned_and_better_than_all_is_not() -> None:
     assert pruned  # far above every finished curve
     _, pruned = running(study, 0.0, [0.5, 0.4, 0.3])
     assert not pruned  # below every finished curve: likely the new best
+
+
+def test_two_looks_must_agree_before_a_trial_is_pruned() -> None:
+    good = curve_for(0.0)[:4]  # below every finished curve
+    spike = [*good, 40.0]  # then one far-off value (a noisy evaluation, a bad batch)
+    study, _ = make_study(confirm_prob=0.25)
+    trial, pruned = running(study, 0.0, spike)
+    attrs = study.trials[trial.number].user_attrs
+    # This step's look calls it hopeless, the look one step earlier did not: it goes on.
+    assert attrs["lcpred:prob_improve"] < 0.06
+    assert isinstance(attrs["lcpred:prob_improve_before"], float)
+    assert attrs["lcpred:prob_improve_before"] >= 0.25
+    assert not pruned
+    trial.report(40.0, len(spike))
+    assert trial.should_prune()  # hopeless at two steps in a row
+    # Deciding on one look (None, or 1 as a study file says it) stops it at the spike.
+    for one_look in (None, 1.0):
+        study, _ = make_study(confirm_prob=one_look)
+        _, pruned = running(study, 0.0, spike)
+        assert pruned
+
+
+def test_a_trial_s_first_step_needs_no_second_look() -> None:
+    study, _ = make_study(confirm_prob=0.25)  # n_warmup_steps=0: decisions from step 0
+    trial, pruned = running(study, 0.95, [50.0])
+    assert pruned
+    assert "lcpred:prob_improve_before" not in study.trials[trial.number].user_attrs
 
 
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
@@ -405,6 +439,10 @@ def test_multi_objective_is_a_clear_error() -> None:
         ({"max_resource": "big"}, "got 'big'"),
         ({"min_prob": 1.0}, "min_prob must be a number in [0, 1), got 1.0"),
         ({"min_prob": -0.1}, "got -0.1"),
+        ({"confirm_prob": 0.0}, "confirm_prob must be a number in (0, 1] or None, got 0.0"),
+        ({"confirm_prob": 1.5}, "got 1.5"),
+        ({"confirm_prob": "yes"}, "got 'yes'"),
+        ({"confirm_prob": True}, "got True"),
         ({"threshold": 1.5}, 'threshold must be "best" or a quantile in (0, 1), got 1.5'),
         ({"threshold": "median"}, "got 'median'"),
         ({"predictor": "gp"}, "got 'gp'"),

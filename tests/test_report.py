@@ -80,6 +80,7 @@ def test_each_pruned_trial_gets_its_reason() -> None:
     assert stopped.step == 0 and stopped.value == 50.0
     assert stopped.pred_final == attrs["lcpred:pred_final"]
     assert stopped.prob_improve == attrs["lcpred:prob_improve"] < 0.06
+    assert stopped.prob_improve_before is None  # a first step is decided on one look
     assert stopped.threshold == attrs["lcpred:threshold"] == 1.1 + 2.0 / STEPS
     assert reasons[diverged].step == 3 and math.isnan(reasons[diverged].value or 0.0)
     assert reasons[diverged].prob_improve is None  # the earlier prediction is not the reason

@@ -145,7 +145,9 @@ def _study_with_trials(storage: Any) -> optuna.Study:
 
 
 def _decide(storage: Any, **options: Any) -> tuple[LCPredictionPruner, dict[str, Any]]:
-    """A fresh pruner (a new worker) deciding on the running trial of the shared study."""
+    """A fresh pruner (a new worker) deciding on the running trial of the shared study (one
+    look: a decision to prune would also load the previous step's model)."""
+    options = {"confirm_prob": None, **options}
     pruner = LCPredictionPruner(n_startup_trials=3, predictor="svr", share=True, **options)
     study = optuna.load_study(study_name="share", storage=storage, pruner=pruner)
     running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))[0]
