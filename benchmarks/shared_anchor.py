@@ -13,7 +13,8 @@ difference, so this script runs the real thing.
 For each seed the table's rows are split in two halves: one is the earlier campaign (the
 prior), the other is the table the study replays (``ReplayObjective``: a random sampler
 proposes, the nearest row of that half is reported step by step, ``--step-seconds`` per step).
-``optuna-lcpred run --workers N`` runs the study on a PostgreSQL server started with
+``optuna-lcpred run studies/replay_mlpf.toml --workers N`` (with ``--set`` for the table, the
+prior, a random sampler and the heartbeats) runs the study on a PostgreSQL server started with
 ``pgserver`` twice: with heartbeats (the default; one anchor) and with
 ``rdb.heartbeat_interval = 0`` (an anchor per process). Printed per run: epochs trained as a
 fraction of training every trial fully, COMPLETE / PRUNED trials, and the best value.
@@ -38,32 +39,7 @@ from optuna_lcpred.curves import resolve_table_path
 from optuna_lcpred.curves import write_curve_table
 
 
-_STUDY = """\
-[study]
-name = "anchor-{seed}-{mode}"
-direction = "minimize"
-n_trials = {trials}
-
-[objective]
-target = "optuna_lcpred.bench:ReplayObjective"
-
-[objective.options]
-table = "{table}"
-step_seconds = {step_seconds}
-
-[sampler]
-name = "random"
-seed = {seed}
-
-[pruner]
-name = "lcpred"
-
-[pruner.options]
-prior = "{prior}"
-
-[rdb]
-heartbeat_interval = {heartbeat}
-"""
+_STUDY = Path(__file__).resolve().parents[1] / "studies" / "replay_mlpf.toml"
 
 
 def _half(table: CurveTable, rows: np.ndarray, name: str) -> CurveTable:
@@ -76,27 +52,28 @@ def _half(table: CurveTable, rows: np.ndarray, name: str) -> CurveTable:
 
 
 def _run(folder: Path, url: str, args: argparse.Namespace, seed: int, mode: str) -> dict:
-    study = folder / f"{mode}-{seed}.toml"
-    study.write_text(
-        _STUDY.format(
-            seed=seed,
-            mode=mode,
-            trials=args.trials,
-            table=folder / f"study-{seed}.csv",
-            prior=folder / f"prior-{seed}.csv",
-            step_seconds=args.step_seconds,
-            heartbeat=60 if mode == "study" else 0,
-        )
-    )
+    """``optuna-lcpred run`` on the shipped replay study, with this run's table and prior."""
+    settings = {
+        "study.name": f"anchor-{seed}-{mode}",
+        "objective.options.table": str(folder / f"study-{seed}.csv"),
+        "objective.options.step_seconds": str(args.step_seconds),
+        "sampler.name": "random",
+        "sampler.seed": str(seed),
+        "pruner.options.prior": str(folder / f"prior-{seed}.csv"),
+        "rdb.heartbeat_interval": "60" if mode == "study" else "0",
+    }
     out = folder / f"{mode}-{seed}.json"
+    command = [str(Path(sys.executable).with_name("optuna-lcpred")), "run", str(_STUDY)]
+    for key, value in settings.items():
+        command += ["--set", f"{key}={value}"]
+    command += ["--storage", url, "--workers", str(args.workers), "--n-trials", str(args.trials)]
     start = time.perf_counter()
     subprocess.run(
-        [str(Path(sys.executable).with_name("optuna-lcpred")), "run", str(study), "--storage", url,
-         "--workers", str(args.workers), "--json", str(out), "--no-progress", "-q"],
+        [*command, "--json", str(out), "--no-progress", "-q"],
         check=True,
         stdout=subprocess.DEVNULL,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+    )
     summary = json.loads(out.read_text())
     summary["wall_s"] = time.perf_counter() - start
     return summary
