@@ -6,7 +6,10 @@ over four hyperparameters). Then:
 - refit: the first ``should_prune`` at a step, which fits that step's model (cross-validation of
   every candidate included), at a few steps;
 - latency: ``should_prune`` of new trials at a step whose model is already fitted (no refit due),
-  median and 95th percentile over ``--calls`` calls.
+  median and 95th percentile over ``--calls`` calls. Each trial is decided there for the first
+  time, so a decision to prune also predicts the step before (``confirm_prob``); with
+  ``--every-step`` each trial is decided at every step before the timed one too, as in a study,
+  and that earlier decision is reused.
 
 ``--pruner median`` times Optuna's MedianPruner on the same study instead: what reading the
 finished trials from the storage costs any pruner.
@@ -14,7 +17,7 @@ finished trials from the storage costs any pruner.
 Usage::
 
     python benchmarks/pruner_overhead.py [--finished 1000] [--steps 100] [--calls 200]
-        [--storage sqlite:///overhead.db] [--pruner lcpred|median]
+        [--storage sqlite:///overhead.db] [--pruner lcpred|median] [--every-step]
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--storage", default=None, help="default: in memory")
     parser.add_argument("--pruner", choices=("lcpred", "median"), default="lcpred")
+    parser.add_argument(
+        "--every-step", action="store_true", help="decide each trial at the steps before too"
+    )
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(0)
@@ -99,6 +105,8 @@ def main() -> None:
         trial = study.ask(SPACE)
         for step in range(decision_step + 1):
             trial.report(float(curve[step]), step)
+            if args.every_step and step < decision_step:
+                trial.should_prune()
         begin = time.perf_counter()
         trial.should_prune()
         elapsed = time.perf_counter() - begin

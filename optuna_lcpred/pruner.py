@@ -490,6 +490,9 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         # by trial number. Remembered here because the trial handed to ``prune`` is Optuna's
         # cached copy, which never shows what the pruner wrote to the storage itself.
         self._written_once: dict[int, set[str]] = {}
+        # Each running trial's latest look (step index, model, threshold, probability): the
+        # next step's decision to prune reuses it instead of predicting that step again.
+        self._last_look: dict[int, tuple[int, _StepModel, float, float]] = {}
         self._trim_at = _WRITTEN_ONCE_TRIM
         self._hyper_cache: tuple[tuple[int, bool], list[str], np.ndarray] | None = None
         self._fallback = fallback
@@ -550,14 +553,16 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         decision: _Decision | None = None
         with self._lock:
             data = self._cache.refresh(study)
-            if len(self._written_once) > self._trim_at:
-                # Finished trials are never decided again: forget what was written on them,
-                # so a long-running worker's record stays the size of its running trials. The
-                # next trim waits until the record has doubled, so a record of many running
-                # trials is not scanned on every decision.
-                for number in [n for n in self._written_once if self._cache.is_finished(n)]:
-                    del self._written_once[number]
-                self._trim_at = max(_WRITTEN_ONCE_TRIM, 2 * len(self._written_once))
+            records = (self._written_once, self._last_look)
+            if max(len(record) for record in records) > self._trim_at:
+                # Finished trials are never decided again: forget what was kept for them,
+                # so a long-running worker's records stay the size of its running trials. The
+                # next trim waits until a record has doubled, so records of many running
+                # trials are not scanned on every decision.
+                for record in records:
+                    for number in [n for n in record if self._cache.is_finished(n)]:
+                        del record[number]
+                self._trim_at = max(_WRITTEN_ONCE_TRIM, 2 * max(len(record) for record in records))
             if self._matrix.update(data):
                 # New steps or parameters: every model is stale.
                 self._models.clear()
@@ -796,6 +801,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             else float(np.quantile(finals, float(self._threshold)))
         )
         mu_raw, mu, spread, prob = self._probability(model, X, k, threshold_raw)
+        previous_look = self._last_look.get(trial.number)
+        self._last_look[trial.number] = (k, model, threshold_raw, prob)
         scale = model.selected.scale
         attrs = {
             ATTR_PRED_FINAL: sign * mu_raw,
@@ -825,7 +832,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 prune = attrs[ATTR_CLASSICAL_PROB] < self._min_prob
         if prune and self._confirm_prob is not None and k > 0:
             before = self._probability_one_step_earlier(
-                study, row, hyper, k, target, threshold_raw
+                study, previous_look, row, hyper, k, target, threshold_raw
             )
             if before is not None:
                 attrs[ATTR_PROB_BEFORE] = before
@@ -886,6 +893,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     def _probability_one_step_earlier(
         self,
         study: optuna.Study,
+        previous_look: tuple[int, _StepModel, float, float] | None,
         row: np.ndarray,
         hyper: np.ndarray,
         k: int,
@@ -893,13 +901,19 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         threshold_raw: float,
     ) -> float | None:
         """The probability that step index ``k - 1``'s model gives the trial from its curve up
-        to that step (``row`` holds it up to ``k``); None where it cannot say."""
+        to that step (``row`` holds it up to ``k``); None where it cannot say. The trial's
+        ``previous_look`` is reused when it was at that step, with the same model and
+        threshold."""
         earlier = row[:, :k]
         if not np.isfinite(earlier).any():
             return None
         model = self._model_for(study, k - 1, target)
         if model is None:
             return None
+        if previous_look is not None:
+            step_index, earlier_model, threshold, prob = previous_look
+            if step_index == k - 1 and earlier_model is model and threshold == threshold_raw:
+                return prob
         X = np.hstack([forward_fill(earlier), hyper])
         return self._probability(model, X, k - 1, threshold_raw)[3]
 

@@ -101,6 +101,26 @@ def test_two_looks_must_agree_before_a_trial_is_pruned() -> None:
         assert pruned
 
 
+def test_the_second_look_reuses_the_trial_s_previous_decision(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    study, pruner = make_study(confirm_prob=0.25)
+    trial, pruned = running(study, 0.95, [50.0])  # decided at step 0 on one look
+    assert pruned
+    calls: list[int] = []
+    original = pruner._probability
+
+    def spy(model: Any, X: Any, k: int, threshold: float) -> Any:
+        calls.append(k)
+        return original(model, X, k, threshold)
+
+    monkeypatch.setattr(pruner, "_probability", spy)
+    trial.report(49.0, 1)
+    assert trial.should_prune()  # two looks agree ...
+    assert calls == [1]  # ... and the look at step 0 was not made again
+    assert study.trials[trial.number].user_attrs["lcpred:prob_improve_before"] < 0.06
+
+
 def test_a_trial_s_first_step_needs_no_second_look() -> None:
     study, _ = make_study(confirm_prob=0.25)  # n_warmup_steps=0: decisions from step 0
     trial, pruned = running(study, 0.95, [50.0])
