@@ -128,6 +128,9 @@ class _StepModel:
     selected: SelectedPredictor
     prior_rows: int = 0
     anchors: np.ndarray | None = None  # (rows, 2) level and slope of each training row
+    # The best (lowest, loss orientation) value any training row had at the step: a trial
+    # below it lies outside what the model was fitted on.
+    low: float = -math.inf
 
 
 @dataclass(frozen=True)
@@ -374,8 +377,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             values that finished trials (COMPLETE or PRUNED) reported at the same step is never
             pruned for a prediction: a model fitted on few survivors is least reliable for the
             trials that look best. Where fewer than 20 finished trials reached the step (and no
-            prior is in use), a trial better than every one of them is kept. 0 switches both
-            off.
+            prior is in use), a trial better than every one of them is kept; so is a trial
+            better at its step than every run its model was trained on, the prior's included
+            (the model would extrapolate, and an RBF SVR reverts to the mean of those runs).
+            0 switches all three off.
         prior: Learning curves of earlier campaigns that train the models from the first
             trial on: curve tables (CSV paths or :class:`~optuna_lcpred.curves.CurveTable`),
             studies (``optuna.Study`` or ``"STORAGE_URL:STUDY_NAME"``), or a list of them
@@ -853,6 +858,13 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 # mean), and one better than all is what the study is looking for. A prior's
                 # runs train the model too, so with one in use it decides.
                 prune = better > 0
+        if prune and self._keep_top > 0.0 and X[0, k] < model.low:
+            # Better at this step than every run the model was fitted on, the prior's included:
+            # the model would extrapolate, and an RBF SVR reverts to the training runs' mean
+            # (a prior of runs at 0.3-1.2 predicted 0.7 for a run far below all of them). The
+            # few-peers rule above does this for a study without a prior; with one, it is the
+            # guard that a trial better than every earlier campaign's run is not stopped.
+            prune = False
         return _Decision(prune=prune, attrs=attrs)
 
     def _probability(
@@ -1008,6 +1020,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 selected=selected,
                 prior_rows=prior_rows,
                 anchors=_anchors(X[:, : k + 1], selected.scale),
+                low=_lowest(X[:, k]),
             )
 
         if not background:
@@ -1155,6 +1168,11 @@ def _anchors(curves: np.ndarray, scale: Any) -> np.ndarray:
     last = phi[:, -1]
     back = phi[:, max(0, phi.shape[1] - 4)]
     return np.column_stack([last, last - back])
+
+
+def _lowest(column: np.ndarray) -> float:
+    finite = column[np.isfinite(column)]
+    return float(finite.min()) if finite.size else -math.inf
 
 
 def _nearest(anchors: np.ndarray, residuals: np.ndarray, point: np.ndarray, k: int) -> np.ndarray:

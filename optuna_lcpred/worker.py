@@ -64,6 +64,10 @@ _logger = logging.getLogger("optuna.lcpred.worker")
 N_TRIALS_ATTR = "lcpred:n_trials"
 WORKER_ATTR = "lcpred:worker"
 GPU_ATTR = "lcpred:cuda_visible_devices"
+# Marks a trial that this package queued (one of the study file's ``n_trials``, or a retry), as
+# opposed to one a user enqueued: a user attribute for the dashboard and for queries, where a
+# WAITING trial of this package's shows no parameters yet.
+QUEUED_ATTR = "lcpred:queued"
 _LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -153,7 +157,11 @@ def with_installed_driver(url: str) -> str:
 def prepare_study(
     config: StudyConfig, storage: str | BaseStorage, *, n_trials: int | None = None
 ) -> optuna.Study:
-    """Create or load the study and enqueue WAITING trials up to ``n_trials`` live ones."""
+    """Create or load the study and enqueue WAITING trials up to ``n_trials`` live ones.
+
+    The queued trials carry the user attribute ``lcpred:queued`` (as do retries), so they can
+    be told apart from trials a user enqueued with parameters of their own.
+    """
     study = optuna.create_study(
         study_name=config.name,
         storage=storage,
@@ -170,7 +178,7 @@ def prepare_study(
         study.set_user_attr(N_TRIALS_ATTR, target)
         live = len(study.get_trials(deepcopy=False, states=_LIVE))
         for _ in range(max(0, target - live)):
-            study.enqueue_trial({}, user_attrs={"lcpred:queued": True})
+            study.enqueue_trial({}, user_attrs={QUEUED_ATTR: True})
     return study
 
 
@@ -487,7 +495,7 @@ def requeue_trial(study: optuna.Study, trial: FrozenTrial) -> None:
     for the interrupted run, its worker) are not.
     """
     study.enqueue_trial(
-        dict(trial.params), user_attrs={**retry_user_attrs(trial), "lcpred:queued": True}
+        dict(trial.params), user_attrs={**retry_user_attrs(trial), QUEUED_ATTR: True}
     )
 
 

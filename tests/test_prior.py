@@ -59,6 +59,27 @@ def test_a_prior_prunes_a_hopeless_trial_before_any_trial_has_finished() -> None
     assert not pruned
 
 
+@pytest.mark.parametrize("factor", [0.5, 0.1])
+def test_a_trial_better_than_every_prior_run_is_not_stopped(factor: float) -> None:
+    prior = make_table(60, 12, seed=3)
+    own = make_table(40, 12, seed=4)
+    pruner = LCPredictionPruner(prior=prior)
+    study = optuna.create_study(pruner=pruner)
+    trial, _ = _run(study, own.curves[0].tolist())  # one of the study's own finishes
+    study.tell(trial, float(own.curves[0, -1]))
+    # At every step below every prior run and the finished one: the fitted models have seen
+    # nothing like it (an RBF SVR predicted the prior's mean for it, about 0.7, and the
+    # trial was stopped at step 1).
+    curve = factor * np.minimum(prior.curves.min(axis=0), own.curves[0])
+    better, pruned = _run(study, curve[:-1].tolist(), params={"lr": 3e-4, "width": 16})
+    assert not pruned
+    attrs = study.trials[better.number].user_attrs
+    assert attrs["lcpred:step"] == 10.0 and attrs["lcpred:n_train"] == 61.0
+    # The guard keeps it; it does not hide a hopeless trial, which is still stopped.
+    _, pruned = _run(study, HOPELESS)
+    assert pruned
+
+
 def _worker(url: str, prior: CurveTable, *, heartbeat: bool) -> optuna.Study:
     """The study as one worker process sees it: its own storage connection and pruner."""
     kwargs = {"heartbeat_interval": 1, "grace_period": 1} if heartbeat else {}

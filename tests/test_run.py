@@ -374,6 +374,8 @@ def test_sigterm_turned_into_another_error_by_library_code_still_stops(tmp_path:
     # The stopped trial is queued again (trial 3); the two others still wait.
     assert [t.state for t in study.trials[1:]] == [TrialState.WAITING] * 3
     assert study.trials[3].user_attrs["lcpred:retry_of"] == 0
+    # Every trial the package queued says so, the retry included.
+    assert all(t.user_attrs["lcpred:queued"] is True for t in study.trials)
 
 
 def test_ctrl_c_queues_the_running_trial_again(tmp_path: Path) -> None:
