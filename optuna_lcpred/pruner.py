@@ -977,8 +977,14 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             )
         ):
             return cached
+        # A model fitted while the prior was in use (and so on curve features and the prior's
+        # parameters only) cannot stand in once the prior is switched off, nor the other way
+        # round: its features differ, and the prior it learned from was found wrong.
+        fallback = (
+            cached if cached is not None and (cached.prior_rows > 0) == (prior_rows > 0) else None
+        )
         if background and self._fits.is_pending(k):
-            return cached
+            return fallback
         names, columns = self._hyper_features()
         X = np.hstack([m.curves[usable, : k + 1], m.hyper[usable][:, columns]])
         y = m.finals[usable]
@@ -993,7 +999,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             offset = int(groups.max()) + 1 if len(groups) else 0
             groups = np.concatenate([groups, self._prior.prior.groups[rows] + offset])
         if len(y) < _MIN_TRAIN_TRIALS or len(np.unique(groups)) < 2:
-            return cached
+            return fallback
         target_index = int(np.searchsorted(grid, target, side="right"))
         candidates = make_candidates(k + 1, max(target_index, k + 1))
         key = self._training_key(k, target, usable) if share else ""
@@ -1041,7 +1047,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                     store[k] = model
 
         self._fits.submit(k, job)
-        return cached
+        return fallback
 
     def wait_for_fits(self, timeout: float | None = None) -> bool:
         """Block until no background fit is queued or running (False if ``timeout`` passed).

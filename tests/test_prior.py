@@ -304,3 +304,45 @@ def test_a_prior_of_only_good_runs_does_not_set_the_bar() -> None:
     # The study's finished trials are significantly worse than the prior's runs, so the bar
     # is the study's own best.
     assert attrs["lcpred:threshold"] == pytest.approx(own.final_values[rows].min())
+
+
+@pytest.mark.parametrize("n_startup_trials", [1, 2])
+@pytest.mark.parametrize("background", [False, True])
+def test_a_prior_switched_off_leaves_no_model_behind(
+    n_startup_trials: int, background: bool
+) -> None:
+    # Curve features only (no parameter in common), and a study whose finished trials get
+    # stuck where the prior's runs never do: the prior is switched off after the study's second
+    # finished trial, too few for a model of the study's own.
+    prior = make_table(60, 12, seed=3)
+    prior = CurveTable(
+        params={"momentum": prior.params["lr"]},
+        steps=prior.steps,
+        curves=prior.curves,
+        name="other-task",
+    )
+    best = prior.curves[np.argsort(prior.final_values)[:2]]
+    pruner = LCPredictionPruner(
+        prior=prior, n_startup_trials=n_startup_trials, fit_in_background=background
+    )
+    study = optuna.create_study(pruner=pruner)
+    stuck = np.concatenate([best[0, :3], np.full(9, 1.2)])
+    first, _ = _run(study, stuck.tolist())
+    study.tell(first, 1.2)
+    # The second trial starts like the prior's best runs and is decided by models fitted with
+    # the prior (still in use, at a lower weight) ...
+    second, pruned = _run(study, best[1, :6].tolist())
+    assert pruner.wait_for_fits(timeout=60)
+    assert not pruned and pruner._models
+    assert pruner._prior is not None and pruner._prior.n_used > 0
+    # ... then it gets stuck too.
+    for step in range(6, 12):
+        second.report(1.2, step)
+    study.tell(second, 1.2)
+    trial, pruned = _run(study, HOPELESS)
+    assert pruner._prior.n_used == 0
+    # The models fitted with the prior must not decide now that it is off: they learned from
+    # a prior found wrong (and an SVR among them, fed the study's parameters too, raised a
+    # shape error). Nothing decides until the study has a model of its own.
+    assert not pruned
+    assert "lcpred:prob_improve" not in study.trials[trial.number].user_attrs
