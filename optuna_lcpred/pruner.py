@@ -429,6 +429,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         _check_int("n_folds", n_folds, 2)
         _check_int("refit_every", refit_every, 1)
         _check_int("prior_size", prior_size, 1)
+        _check_int("seed", seed, 0)
         if max_resource != "auto":
             _check_int("max_resource", max_resource, 1, also='or "auto"')
         if not isinstance(min_prob, (int, float)) or not 0.0 <= min_prob < 1.0:

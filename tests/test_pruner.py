@@ -468,6 +468,8 @@ def test_multi_objective_is_a_clear_error() -> None:
         ({"predictor": "gp"}, "got 'gp'"),
         ({"audit_fraction": 1.5}, "audit_fraction must be in [0, 1], got 1.5"),
         ({"n_folds": 1}, "n_folds must be an integer >= 2, got 1"),
+        ({"seed": "x"}, "seed must be an integer >= 0, got 'x'"),
+        ({"seed": 1.5}, "got 1.5"),
     ],
 )
 def test_bad_arguments_name_the_value(options: dict[str, Any], needle: str) -> None:
