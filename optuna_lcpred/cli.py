@@ -457,8 +457,9 @@ class _Run(_BaseCommand):
         except ValueError as exc:
             raise CLIUsageError(f"--gpus: {exc}") from None
         config = load_study_file(args.study_file, args.overrides)
-        # A bad pruner option fails here, not in every worker (the objective is built only
-        # when a percentage needs its n_steps).
+        # A bad objective target or pruner option fails here, before the study is created, not
+        # in every worker (the objective is built only when a percentage needs its n_steps).
+        config.objective_factory()
         config.make_pruner(config.make_objective() if config.pruner_needs_steps else None)
         config.make_sampler()
         config.make_dashboard_callback()

@@ -139,8 +139,9 @@ class StudyConfig:
         except (ImportError, ValueError) as exc:
             raise StudyFileError(f"{self.source}: dashboard: {exc}") from None
 
-    def make_objective(self) -> Callable[..., float]:
-        """Import the objective factory and call it with the options."""
+    def objective_factory(self) -> Callable[..., Any]:
+        """Import the objective factory (``objective.target``) without calling it, so that a
+        wrong target is reported before a study is created for it."""
         module_name, _, attribute = self.objective.partition(":")
         try:
             target: Any = importlib.import_module(module_name)
@@ -150,6 +151,16 @@ class StudyConfig:
             raise StudyFileError(
                 f"{self.source}: objective.target {self.objective!r} cannot be imported ({exc})"
             ) from None
+        if not callable(target):
+            raise StudyFileError(
+                f"{self.source}: objective.target {self.objective!r} is a "
+                f"{type(target).__name__}, expected a class or function that makes the objective"
+            )
+        return target  # type: ignore[no-any-return]
+
+    def make_objective(self) -> Callable[..., float]:
+        """Import the objective factory and call it with the options."""
+        target = self.objective_factory()
         try:
             objective = target(**self.objective_options)
         except TypeError as exc:

@@ -337,6 +337,23 @@ def test_wrong_database_name_on_postgresql(tmp_path: Path, postgres: str) -> Non
     assert "no_such_db" in result.stderr and "pw@" not in result.stderr
 
 
+def test_a_wrong_objective_target_is_reported_before_the_study_is_created(tmp_path: Path) -> None:
+    study_file = _study_file(tmp_path)
+    study_file.write_text(
+        study_file.read_text().replace(
+            "optuna_lcpred.bench:ReplayObjective", "optuna_lcpred.bench:NoSuchObjective"
+        )
+    )
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    result = _cli("run", str(study_file), "--storage", url, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "objective.target 'optuna_lcpred.bench:NoSuchObjective' cannot be imported" in (
+        result.stderr
+    )
+    # Nothing was created for it: no study to clean up, no trials queued.
+    assert optuna.get_all_study_names(storage=url) == []
+
+
 def test_worker_on_a_missing_study_says_what_to_do(tmp_path: Path) -> None:
     url = f"journal:{tmp_path / 'empty.journal'}"
     result = _cli("worker", str(_study_file(tmp_path)), "--storage", url, cwd=tmp_path)

@@ -109,6 +109,11 @@ def test_bad_files_and_targets(tmp_path: Path) -> None:
     config = load_study_file(_write(tmp_path, MINIMAL), ["objective.target='nowhere:thing'"])
     with pytest.raises(StudyFileError, match="cannot be imported"):
         config.make_objective()
+    with pytest.raises(StudyFileError, match="cannot be imported"):
+        config.objective_factory()
+    config = load_study_file(_write(tmp_path, MINIMAL), ["objective.target='math:pi'"])
+    with pytest.raises(StudyFileError, match="'math:pi' is a float, expected a class or function"):
+        config.objective_factory()
     config = load_study_file(_write(tmp_path, MINIMAL), ["objective.options.colour='red'"])
     with pytest.raises(StudyFileError, match=r"objective\.options"):
         config.make_objective()
