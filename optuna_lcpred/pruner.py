@@ -981,11 +981,11 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         # A model fitted while the prior was in use (and so on curve features and the prior's
         # parameters only) cannot stand in once the prior is switched off, nor the other way
         # round: its features differ, and the prior it learned from was found wrong.
-        fallback = (
+        stand_in = (
             cached if cached is not None and (cached.prior_rows > 0) == (prior_rows > 0) else None
         )
         if background and self._fits.is_pending(k):
-            return fallback
+            return stand_in
         names, columns = self._hyper_features()
         X = np.hstack([m.curves[usable, : k + 1], m.hyper[usable][:, columns]])
         y = m.finals[usable]
@@ -1000,7 +1000,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             offset = int(groups.max()) + 1 if len(groups) else 0
             groups = np.concatenate([groups, self._prior.prior.groups[rows] + offset])
         if len(y) < _MIN_TRAIN_TRIALS or len(np.unique(groups)) < 2:
-            return fallback
+            return stand_in
         target_index = int(np.searchsorted(grid, target, side="right"))
         candidates = make_candidates(k + 1, max(target_index, k + 1))
         key = self._training_key(k, target, usable) if share else ""
@@ -1048,7 +1048,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                     store[k] = model
 
         self._fits.submit(k, job)
-        return fallback
+        return stand_in
 
     def wait_for_fits(self, timeout: float | None = None) -> bool:
         """Block until no background fit is queued or running (False if ``timeout`` passed).
