@@ -11,6 +11,7 @@ import contextlib
 import math
 import threading
 from collections.abc import Iterator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
 from typing import TYPE_CHECKING
@@ -50,7 +51,7 @@ __all__ = [
     "pop_waiting_trial",
     "predicted_final_value",
     "sampler_view",
-    "set_float_user_attrs",
+    "set_annotations",
     "study_identity",
 ]
 
@@ -231,10 +232,15 @@ def completed_trials_needed(pruner: Any) -> int | None:
     return None
 
 
-def set_float_user_attrs(
-    study: optuna.Study, trial: FrozenTrial, attrs: dict[str, float], *, wait: bool = True
+def set_annotations(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    attrs: Mapping[str, float | str],
+    *,
+    wait: bool = True,
 ) -> None:
-    """Write float user attributes on a RUNNING trial (the pruner's annotations).
+    """Write user attributes on a RUNNING trial (the pruner's annotations): numbers as floats,
+    strings as they are.
 
     JSON (the dashboard, some storages) has no NaN or infinity: NaN is skipped and +-inf is
     written as +-1e308. On an RDB storage all keys go in one transaction of two statements
@@ -242,14 +248,17 @@ def set_float_user_attrs(
     ``wait=False`` that transaction is handed to a background writer thread, so the caller
     does not wait for the database's commit (flushed at interpreter exit).
     """
-    clean: dict[str, float] = {}
+    clean: dict[str, float | str] = {}
     for key, value in attrs.items():
-        value = float(value)
-        if math.isnan(value):
+        if isinstance(value, str):
+            clean[key] = value
             continue
-        if math.isinf(value):
-            value = math.copysign(1e308, value)
-        clean[key] = value
+        number = float(value)
+        if math.isnan(number):
+            continue
+        if math.isinf(number):
+            number = math.copysign(1e308, number)
+        clean[key] = number
     if not clean:
         return
     rdb = _rdb_storage(study)
@@ -272,14 +281,14 @@ class _BackgroundWriter:
         import queue
         import threading
 
-        self._queue: queue.Queue[tuple[Any, int, dict[str, float]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Any, int, dict[str, float | str]] | None] = queue.Queue()
         self._thread = threading.Thread(
             target=self._run, name="optuna-lcpred-annotations", daemon=True
         )
         self._thread.start()
         atexit.register(self.flush)
 
-    def put(self, storage: Any, trial_id: int, attrs: dict[str, float]) -> None:
+    def put(self, storage: Any, trial_id: int, attrs: dict[str, float | str]) -> None:
         self._queue.put((storage, trial_id, attrs))
 
     def flush(self, timeout: float = 30.0) -> None:
@@ -334,7 +343,7 @@ def _rdb_storage(study: optuna.Study) -> Any:
     return storage if isinstance(storage, RDBStorage) else None
 
 
-def _write_user_attrs_rdb(storage: Any, trial_id: int, attrs: dict[str, float]) -> None:
+def _write_user_attrs_rdb(storage: Any, trial_id: int, attrs: dict[str, float | str]) -> None:
     """Replace ``attrs`` on a RUNNING trial in one transaction; a trial that finished meanwhile
     is left alone (finished trials are immutable, as Optuna 5 enforces)."""
     import json

@@ -68,6 +68,19 @@ ATTR_CLASSICAL_PROB = "lcpred:classical_prob_improve"
 #: Where the model called a trial hopeless: the probability it gave one step earlier, which must
 #: be below ``confirm_prob`` too for the trial to stop.
 ATTR_PROB_BEFORE = "lcpred:prob_improve_before"
+#: Where the model called a trial hopeless (probability below ``min_prob``) and a rule kept it
+#: all the same: the rule (a string, one of :data:`KEEP_RULES`) and the step, for the last time
+#: that happened. The dashboard shows them with the trial's other attributes.
+ATTR_KEPT_BY = "lcpred:kept_by"
+ATTR_KEPT_AT = "lcpred:kept_at"
+#: The rules that can keep a trial the model called hopeless, as written in ``lcpred:kept_by``.
+KEEP_RULES = (
+    "classical model",  # predictor="qsvr": the classical choice did not call it hopeless
+    "two looks",  # the look one step earlier gave it at least confirm_prob
+    "top of its step",  # among the best keep_top of the finished trials' values at the step
+    "better than every finished trial",  # the few-peers rule of keep_top
+    "outside the training runs",  # better at its step than every run the model learned from
+)
 #: Study user attribute (a string) recording the advice to add a startup ``fallback``, given
 #: once when more trials trained in parallel than the startup needs.
 ATTR_STARTUP_HINT = "lcpred:startup_hint"
@@ -136,7 +149,7 @@ class _StepModel:
 @dataclass(frozen=True)
 class _Decision:
     prune: bool
-    attrs: dict[str, float]
+    attrs: dict[str, float | str]
 
 
 class _CompletedMatrix:
@@ -264,7 +277,9 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     ``lcpred:pred_at_<p>pct`` and ``lcpred:std_at_<p>pct``, so finished trials show how well
     they were predicted early (:mod:`optuna_lcpred.dashboard` plots them). A trial stopped for
     its prediction also gets ``lcpred:pruned_at`` (the step), which tells it from one that
-    diverged or was stopped by the fallback (:func:`optuna_lcpred.study_report`).
+    diverged or was stopped by the fallback (:func:`optuna_lcpred.study_report`). One that the
+    model called hopeless and a rule kept (two looks, ``keep_top``) gets ``lcpred:kept_by``, the
+    rule as text, and ``lcpred:kept_at``, the step (the last time it happened).
 
     A NaN or infinite report prunes the trial at once (it diverged). Audit trials (a
     deterministic ``audit_fraction`` of trial numbers) are predicted and annotated like the
@@ -614,7 +629,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             attrs = {**attrs, ATTR_AUDIT_WOULD_PRUNE: float(step)}
         # A decision to prune is written before the trial ends, so the pruned trial shows why;
         # the others go to a background writer and cost the training loop no database commit.
-        _trials.set_float_user_attrs(study, trial, attrs, wait=prune)
+        _trials.set_annotations(study, trial, attrs, wait=prune)
         return prune
 
     def _anchor_number(self, study: optuna.Study, number: int) -> int:
@@ -810,7 +825,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         previous_look = self._last_look.get(trial.number)
         self._last_look[trial.number] = (k, model, threshold_raw, prob)
         scale = model.selected.scale
-        attrs = {
+        attrs: dict[str, float | str] = {
             ATTR_PRED_FINAL: sign * mu_raw,
             ATTR_PRED_STD: spread * scale.derivative_of_inverse(mu),
             ATTR_PROB_IMPROVE: prob,
@@ -826,6 +841,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 attrs[key] = attrs[ATTR_PRED_FINAL]
                 attrs[std_key] = attrs[ATTR_PRED_STD]
         prune = prob < self._min_prob
+        kept_by: str | None = None
         if prune and model.selected.name == "qsvr":
             # The annealer's model may keep a trial the classical choice would stop, never stop
             # one it would keep: fitted on 20-row members, it reverts to the mean of the few
@@ -834,8 +850,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 study, k, target, self._classical, self._classical_candidates, False, False
             )
             if classical is not None:
-                attrs[ATTR_CLASSICAL_PROB] = self._probability(classical, X, k, threshold_raw)[3]
-                prune = attrs[ATTR_CLASSICAL_PROB] < self._min_prob
+                classical_prob = self._probability(classical, X, k, threshold_raw)[3]
+                attrs[ATTR_CLASSICAL_PROB] = classical_prob
+                prune = classical_prob < self._min_prob
+                kept_by = None if prune else KEEP_RULES[0]
         if prune and self._confirm_prob is not None and k > 0:
             before = self._probability_one_step_earlier(
                 study, previous_look, row, hyper, k, target, threshold_raw
@@ -843,6 +861,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             if before is not None:
                 attrs[ATTR_PROB_BEFORE] = before
                 prune = before < self._confirm_prob
+                kept_by = None if prune else KEEP_RULES[1]
         peers = self._cache.steps.peers(step)
         if prune and self._keep_top > 0.0 and peers:
             # A trial among the best of its peers at this step is kept whatever the model says:
@@ -852,6 +871,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             )
             if peers >= _MIN_PEERS:
                 prune = better >= self._keep_top * peers
+                kept_by = None if prune else KEEP_RULES[2]
             elif not self._prior_in_use():
                 # Too few peers for a rank (a late step that only survivors reached): a trial
                 # better than every one of them is kept. A model of a handful of finished runs
@@ -859,6 +879,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 # mean), and one better than all is what the study is looking for. A prior's
                 # runs train the model too, so with one in use it decides.
                 prune = better > 0
+                kept_by = None if prune else KEEP_RULES[3]
         if prune and self._keep_top > 0.0 and X[0, k] < model.low:
             # Better at this step than every run the model was fitted on, the prior's included:
             # the model would extrapolate, and an RBF SVR reverts to the training runs' mean
@@ -866,6 +887,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             # few-peers rule above does this for a study without a prior; with one, it is the
             # guard that a trial better than every earlier campaign's run is not stopped.
             prune = False
+            kept_by = KEEP_RULES[4]
+        if kept_by is not None:
+            attrs[ATTR_KEPT_BY] = kept_by
+            attrs[ATTR_KEPT_AT] = float(step)
         return _Decision(prune=prune, attrs=attrs)
 
     def _probability(

@@ -31,6 +31,7 @@ from scipy.stats import spearmanr
 from optuna_lcpred._trials import drop_inherited_annotations
 from optuna_lcpred.pruner import ATTR_AUDIT
 from optuna_lcpred.pruner import ATTR_AUDIT_WOULD_PRUNE
+from optuna_lcpred.pruner import ATTR_KEPT_BY
 from optuna_lcpred.pruner import ATTR_N_TRAIN
 from optuna_lcpred.pruner import ATTR_PRED_FINAL
 from optuna_lcpred.pruner import ATTR_PRED_STD
@@ -137,6 +138,11 @@ class StudyReport:
             before them: runs the pruner would have lost as the study's new best.
         startup_hint: The pruner's advice to add a startup ``fallback``, if it gave one (more
             trials trained in parallel before its model was ready than the startup needed).
+        kept: COMPLETE trials that the model called hopeless at some step and a rule kept
+            (``lcpred:kept_by``: two looks, the top of their step, ...), by the rule that kept
+            them last.
+        kept_became_best: Of those, the trials that finished better than every trial
+            completed before them: what the rules saved.
     """
 
     study: str
@@ -149,6 +155,8 @@ class StudyReport:
     audit_would_prune: list[int] = field(default_factory=list)
     false_prunes: list[int] = field(default_factory=list)
     startup_hint: str | None = None
+    kept: dict[str, list[int]] = field(default_factory=dict)
+    kept_became_best: list[int] = field(default_factory=list)
 
     @property
     def false_prune_rate(self) -> float:
@@ -222,6 +230,14 @@ class StudyReport:
                 f"{len(self.false_prunes)} of them became the best so far "
                 + (f"(live false-prune rate {self.false_prune_rate:.0%})" if would else "")
                 + (f": trials {_numbers(self.false_prunes)}" if self.false_prunes else "")
+            )
+        if self.kept:
+            n_kept = sum(len(numbers) for numbers in self.kept.values())
+            rules = ", ".join(f"{rule} {len(numbers)}" for rule, numbers in self.kept.items())
+            lines.append(
+                f"kept by a rule although the model called them hopeless: {n_kept} finished "
+                f"({rules}); {len(self.kept_became_best)} of them became the best so far"
+                + (f": trials {_numbers(self.kept_became_best)}" if self.kept_became_best else "")
             )
         if self.startup_hint:
             lines.append(f"hint: {self.startup_hint}")
@@ -312,6 +328,14 @@ def study_report(study: optuna.Study) -> StudyReport:
     would = [t for t in audit if ATTR_AUDIT_WOULD_PRUNE in t.user_attrs]
     false = [t.number for t in would if _became_best(t, complete, direction)]
     hint = study.user_attrs.get(ATTR_STARTUP_HINT)
+    kept: dict[str, list[int]] = {}
+    saved = []
+    for trial in complete:
+        rule = trial.user_attrs.get(ATTR_KEPT_BY)
+        if isinstance(rule, str):
+            kept.setdefault(rule, []).append(trial.number)
+            if _became_best(trial, complete, direction):
+                saved.append(trial.number)
     return StudyReport(
         study=study.study_name,
         direction=direction,
@@ -323,6 +347,8 @@ def study_report(study: optuna.Study) -> StudyReport:
         audit_would_prune=[t.number for t in would],
         false_prunes=false,
         startup_hint=hint if isinstance(hint, str) else None,
+        kept=kept,
+        kept_became_best=saved,
     )
 
 

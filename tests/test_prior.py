@@ -75,6 +75,7 @@ def test_a_trial_better_than_every_prior_run_is_not_stopped(factor: float) -> No
     assert not pruned
     attrs = study.trials[better.number].user_attrs
     assert attrs["lcpred:step"] == 10.0 and attrs["lcpred:n_train"] == 61.0
+    assert attrs["lcpred:kept_by"] == "outside the training runs"
     # The guard keeps it; it does not hide a hopeless trial, which is still stopped.
     _, pruned = _run(study, HOPELESS)
     assert pruned

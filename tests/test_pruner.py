@@ -92,6 +92,8 @@ def test_two_looks_must_agree_before_a_trial_is_pruned() -> None:
     assert isinstance(attrs["lcpred:prob_improve_before"], float)
     assert attrs["lcpred:prob_improve_before"] >= 0.25
     assert not pruned
+    assert attrs["lcpred:kept_by"] == "two looks"
+    assert attrs["lcpred:kept_at"] == float(len(spike) - 1)
     trial.report(40.0, len(spike))
     assert trial.should_prune()  # hopeless at two steps in a row
     # Deciding on one look (None, or 1 as a study file says it) stops it at the spike.
@@ -568,7 +570,7 @@ def test_a_late_background_annotation_never_touches_a_finished_trial(tmp_path: P
     trial = study.ask(SPACE)
     frozen = study._storage.get_trial(trial._trial_id)
     study.tell(trial, 1.0)
-    _trials.set_float_user_attrs(study, frozen, {"lcpred:step": 3.0}, wait=False)
+    _trials.set_annotations(study, frozen, {"lcpred:step": 3.0}, wait=False)
     flush_annotations()
     # The queued write arrived after the trial finished: finished trials stay as they were.
     assert "lcpred:step" not in study.trials[trial.number].user_attrs
@@ -596,8 +598,14 @@ def test_keep_top_guards_the_best_of_their_step_at_its_boundary(
     _add_pruned(study, 100.0, 12)  # 12 finished peers far worse at steps 0-2
     # Worse than all 8 COMPLETE curves at step 2, so the model prunes it; but of the 20 finished
     # trials that reported step 2 only 8 are better: 8 / 20 = 0.4 of its peers.
-    _, decision = running(study, 0.95, [3.5, 3.4, 3.3])
+    trial, decision = running(study, 0.95, [3.5, 3.4, 3.3])
     assert decision is pruned  # kept only when 8 < keep_top * 20
+    # A trial the model called hopeless and a rule kept says which rule, and when.
+    attrs = study.trials[trial.number].user_attrs
+    if pruned:
+        assert "lcpred:kept_by" not in attrs
+    else:
+        assert attrs["lcpred:kept_by"] == "top of its step" and attrs["lcpred:kept_at"] == 2.0
 
 
 @pytest.mark.parametrize(("keep_top", "pruned"), [(0.1, False), (0.0, True)])
@@ -610,6 +618,9 @@ def test_with_few_peers_a_trial_better_than_all_of_them_is_kept(
     trial, decision = running(study, 0.95, [0.3, 0.2, 0.1])
     assert study.trials[trial.number].user_attrs["lcpred:prob_improve"] < 0.06
     assert decision is pruned
+    if not pruned:
+        kept_by = study.trials[trial.number].user_attrs["lcpred:kept_by"]
+        assert kept_by == "better than every finished trial"
     # One that is not better than every finished trial at its step is still pruned.
     _, decision = running(study, 0.95, [3.5, 3.4, 3.3])
     assert decision

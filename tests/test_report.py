@@ -189,6 +189,26 @@ def test_a_new_best_is_direction_aware() -> None:
     assert report.audit_would_prune == [1, 2] and report.false_prunes == [1]
 
 
+def test_trials_a_rule_kept_are_counted_with_the_ones_that_became_the_best() -> None:
+    study = base_study(confirm_prob=0.25)
+    # A run better than all five at every step but one, where a noisy evaluation reads 40:
+    # the model calls it hopeless there, the look one step earlier did not, so it goes on ...
+    values = curve(0.0)
+    values[4] = 40.0
+    kept = finish(study, values)
+    attrs = study.trials[kept].user_attrs
+    assert attrs["lcpred:kept_by"] == "two looks" and attrs["lcpred:kept_at"] == 4.0
+    # ... and finishes as the new best: the report counts what the rule saved.
+    report = study_report(study)
+    assert report.kept == {"two looks": [kept]}
+    assert report.kept_became_best == [kept]
+    assert (
+        "kept by a rule although the model called them hopeless: 1 finished (two looks 1); "
+        f"1 of them became the best so far: trials {kept}"
+    ) in report.format()
+    assert json.loads(json.dumps(report.to_dict()))["kept"] == {"two looks": [kept]}
+
+
 def test_the_startup_hint_is_repeated() -> None:
     study = optuna.create_study(pruner=LCPredictionPruner(n_startup_trials=2, n_warmup_steps=0))
     assert study_report(study).startup_hint is None
