@@ -74,13 +74,12 @@ ATTR_PROB_BEFORE = "lcpred:prob_improve_before"
 ATTR_KEPT_BY = "lcpred:kept_by"
 ATTR_KEPT_AT = "lcpred:kept_at"
 #: The rules that can keep a trial the model called hopeless, as written in ``lcpred:kept_by``.
-KEEP_RULES = (
-    "classical model",  # predictor="qsvr": the classical choice did not call it hopeless
-    "two looks",  # the look one step earlier gave it at least confirm_prob
-    "top of its step",  # among the best keep_top of the finished trials' values at the step
-    "better than every finished trial",  # the few-peers rule of keep_top
-    "outside the training runs",  # better at its step than every run the model learned from
-)
+KEPT_CLASSICAL = "classical model"  # predictor="qsvr": the classical choice did not call it so
+KEPT_TWO_LOOKS = "two looks"  # the look one step earlier gave it at least confirm_prob
+KEPT_TOP = "top of its step"  # among the best keep_top of the finished values at its step
+KEPT_FEW_PEERS = "better than every finished trial"  # the few-peers rule of keep_top
+KEPT_OUTSIDE = "outside the training runs"  # better than every run the model learned from
+KEEP_RULES = (KEPT_CLASSICAL, KEPT_TWO_LOOKS, KEPT_TOP, KEPT_FEW_PEERS, KEPT_OUTSIDE)
 #: Study user attribute (a string) recording the advice to add a startup ``fallback``, given
 #: once when more trials trained in parallel than the startup needs.
 ATTR_STARTUP_HINT = "lcpred:startup_hint"
@@ -853,7 +852,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 classical_prob = self._probability(classical, X, k, threshold_raw)[3]
                 attrs[ATTR_CLASSICAL_PROB] = classical_prob
                 prune = classical_prob < self._min_prob
-                kept_by = None if prune else KEEP_RULES[0]
+                kept_by = None if prune else KEPT_CLASSICAL
         if prune and self._confirm_prob is not None and k > 0:
             before = self._probability_one_step_earlier(
                 study, previous_look, row, hyper, k, target, threshold_raw
@@ -861,7 +860,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             if before is not None:
                 attrs[ATTR_PROB_BEFORE] = before
                 prune = before < self._confirm_prob
-                kept_by = None if prune else KEEP_RULES[1]
+                kept_by = None if prune else KEPT_TWO_LOOKS
         peers = self._cache.steps.peers(step)
         if prune and self._keep_top > 0.0 and peers:
             # A trial among the best of its peers at this step is kept whatever the model says:
@@ -871,15 +870,16 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             )
             if peers >= _MIN_PEERS:
                 prune = better >= self._keep_top * peers
-                kept_by = None if prune else KEEP_RULES[2]
+                kept_by = None if prune else KEPT_TOP
             elif not self._prior_in_use():
                 # Too few peers for a rank (a late step that only survivors reached): a trial
                 # better than every one of them is kept. A model of a handful of finished runs
                 # extrapolates worst for a run unlike all of them (an RBF SVR reverts to their
-                # mean), and one better than all is what the study is looking for. A prior's
-                # runs train the model too, so with one in use it decides.
+                # mean), and one better than all is what the study is looking for. With a prior
+                # its runs train the model too: the rule below then asks for better than them
+                # as well.
                 prune = better > 0
-                kept_by = None if prune else KEEP_RULES[3]
+                kept_by = None if prune else KEPT_FEW_PEERS
         if prune and self._keep_top > 0.0 and X[0, k] < model.low:
             # Better at this step than every run the model was fitted on, the prior's included:
             # the model would extrapolate, and an RBF SVR reverts to the training runs' mean
@@ -887,7 +887,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             # few-peers rule above does this for a study without a prior; with one, it is the
             # guard that a trial better than every earlier campaign's run is not stopped.
             prune = False
-            kept_by = KEEP_RULES[4]
+            kept_by = KEPT_OUTSIDE
         if kept_by is not None:
             attrs[ATTR_KEPT_BY] = kept_by
             attrs[ATTR_KEPT_AT] = float(step)
