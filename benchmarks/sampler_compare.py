@@ -7,6 +7,12 @@ regret is no worse (as printed, 3 decimals) and its epochs no more than 5 % abov
 and a paired Wilcoxon signed-rank test on the per-seed regrets (the same seed draws the same
 first trials in both runs), so a reader can tell a difference from seed-to-seed noise.
 
+"At equal epochs" is also measured exactly, where the files hold each run's regret as it went
+(``regret_trace_per_seed`` in the bench JSON): for each seed both runs are stopped at
+the smaller of their two epoch counts, and their regrets there are compared (mean over seeds,
+the same paired test). A one-worker replay stopped after N steps is exactly a study given a
+budget of N epochs, so this compares the two samplers at the same cost without a tolerance.
+
 Usage::
 
     optuna-lcpred bench TABLES --pruners lcpred --sampler tpe --seeds 10 --json a.json
@@ -27,6 +33,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import wilcoxon
 
+from optuna_lcpred.bench.metrics import regret_at
+
 
 def _results(paths: list[Path], pruner: str) -> dict[str, dict[str, Any]]:
     """Per table: seeds, per-seed epochs and regrets, merged over ``paths`` (other seeds)."""
@@ -38,13 +46,26 @@ def _results(paths: list[Path], pruner: str) -> dict[str, dict[str, Any]]:
                 raise SystemExit(f"{path}: table {table!r} has no results for pruner {pruner!r}")
             result = entry["results"][pruner]
             merged = out.setdefault(
-                table, {"seeds": [], "epochs_fraction_per_seed": [], "regret_per_seed": []}
+                table,
+                {
+                    "seeds": [],
+                    "epochs_fraction_per_seed": [],
+                    "regret_per_seed": [],
+                    "steps_trained_per_seed": [],
+                    "regret_trace_per_seed": [],
+                },
             )
             if set(merged["seeds"]) & set(entry["seed_values"]):
                 raise SystemExit(f"{path}: table {table!r} repeats seeds of an earlier file")
             merged["seeds"] += entry["seed_values"]
             merged["epochs_fraction_per_seed"] += result["epochs_fraction_per_seed"]
             merged["regret_per_seed"] += result["regret_per_seed"]
+            if "regret_trace_per_seed" in result:  # bench files before the traces lack them
+                merged["steps_trained_per_seed"] += result["steps_trained_per_seed"]
+                merged["regret_trace_per_seed"] += [
+                    [(at, np.inf if value is None else value) for at, value in trace]
+                    for trace in result["regret_trace_per_seed"]
+                ]
     for merged in out.values():  # as the bench reports: median epochs, mean regret
         merged["epochs_fraction"] = float(np.median(merged["epochs_fraction_per_seed"]))
         merged["regret"] = float(np.mean(merged["regret_per_seed"]))
@@ -65,20 +86,50 @@ def compare(
                 f"table {table!r}: the runs used other seeds ({a['seeds']} and {b['seeds']})"
             )
         diff = np.asarray(b["regret_per_seed"], float) - np.asarray(a["regret_per_seed"], float)
-        p = float(wilcoxon(diff).pvalue) if np.count_nonzero(diff) else 1.0
-        rows.append(
-            {
-                "table": table,
-                "first": (a["epochs_fraction"], a["regret"]),
-                "second": (b["epochs_fraction"], b["regret"]),
-                "regret_no_worse": round(b["regret"], 3) <= round(a["regret"], 3),
-                "epochs_no_more": b["epochs_fraction"] <= (1 + tolerance) * a["epochs_fraction"],
-                "p": p,
-                "seeds_better": int((diff < 0).sum()),
-                "seeds_worse": int((diff > 0).sum()),
-            }
-        )
+        row = {
+            "table": table,
+            "first": (a["epochs_fraction"], a["regret"]),
+            "second": (b["epochs_fraction"], b["regret"]),
+            "regret_no_worse": round(b["regret"], 3) <= round(a["regret"], 3),
+            "epochs_no_more": b["epochs_fraction"] <= (1 + tolerance) * a["epochs_fraction"],
+            "p": _paired_p(diff),
+            "seeds_better": int((diff < 0).sum()),
+            "seeds_worse": int((diff > 0).sum()),
+        }
+        if len(a["regret_trace_per_seed"]) == len(b["regret_trace_per_seed"]) == len(a["seeds"]):
+            row["equal_epochs"] = _at_equal_epochs(a, b)
+        rows.append(row)
     return rows
+
+
+def _paired_p(diff: np.ndarray) -> float:
+    finite = diff[np.isfinite(diff)]
+    return float(wilcoxon(finite).pvalue) if np.count_nonzero(finite) else 1.0
+
+
+def _at_equal_epochs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Both runs of each seed stopped at the smaller of their epoch counts: mean regrets there,
+    whether the second's is no worse (3 decimals), and the paired test on the seeds."""
+    first, second = [], []
+    for trace_a, trace_b, steps_a, steps_b in zip(
+        a["regret_trace_per_seed"],
+        b["regret_trace_per_seed"],
+        a["steps_trained_per_seed"],
+        b["steps_trained_per_seed"],
+        strict=True,
+    ):
+        budget = min(steps_a, steps_b)
+        first.append(regret_at(trace_a, budget))
+        second.append(regret_at(trace_b, budget))
+    diff = np.asarray(second) - np.asarray(first)
+    mean_a, mean_b = float(np.mean(first)), float(np.mean(second))
+    return {
+        "regrets": (mean_a, mean_b),
+        "no_worse": round(mean_b, 3) <= round(mean_a, 3),
+        "p": _paired_p(diff),
+        "seeds_better": int((diff < 0).sum()),
+        "seeds_worse": int((diff > 0).sum()),
+    }
 
 
 def markdown(rows: list[dict[str, Any]], names: tuple[str, str], tolerance: float) -> str:
@@ -106,6 +157,35 @@ def markdown(rows: list[dict[str, Any]], names: tuple[str, str], tolerance: floa
         f"paired p < 0.05 on {sum(r['p'] < 0.05 for r in rows)}. "
         f"Median epochs {np.median(first[:, 0]):.3f} -> {np.median(second[:, 0]):.3f}, "
         f"mean regret {first[:, 1].mean():.3f} -> {second[:, 1].mean():.3f}."
+    )
+    exact = [r for r in rows if "equal_epochs" in r]
+    if not exact:
+        lines.append("")
+        lines.append("(The files hold no regret traces: no comparison at exactly equal epochs.)")
+        return "\n".join(lines)
+    lines += [
+        "",
+        "At exactly equal epochs (each seed's two runs stopped at the smaller of their epoch "
+        "counts):",
+        "",
+        f"| table | {names[0]} regret | {names[1]} regret | no worse | seeds better / worse "
+        "| paired p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in exact:
+        e = r["equal_epochs"]
+        lines.append(
+            f"| {r['table']} | {e['regrets'][0]:.3f} | {e['regrets'][1]:.3f} | "
+            f"{'yes' if e['no_worse'] else 'no'} | {e['seeds_better']} / {e['seeds_worse']} | "
+            f"{e['p']:.2f} |"
+        )
+    means = np.array([r["equal_epochs"]["regrets"] for r in exact])
+    lines.append("")
+    lines.append(
+        f"Equal or lower regret at exactly equal epochs on "
+        f"{sum(r['equal_epochs']['no_worse'] for r in exact)} of {len(exact)} tables; "
+        f"paired p < 0.05 on {sum(r['equal_epochs']['p'] < 0.05 for r in exact)}. "
+        f"Mean regret {means[:, 0].mean():.3f} -> {means[:, 1].mean():.3f}."
     )
     return "\n".join(lines)
 

@@ -11,6 +11,8 @@ import pytest
 from optuna_lcpred import LCPredictionPruner
 from optuna_lcpred.bench.metrics import oracle_outcome
 from optuna_lcpred.bench.metrics import regret
+from optuna_lcpred.bench.metrics import regret_at
+from optuna_lcpred.bench.metrics import regret_trace
 from optuna_lcpred.bench.replay import draw_rows
 from optuna_lcpred.bench.replay import replay
 from optuna_lcpred.bench.runner import run_benchmark
@@ -136,6 +138,22 @@ def test_regret_by_hand() -> None:
     assert regret([2.0], [1.0, 1.0, 1.0, 2.0]) == 1.0  # median ties the best: any miss is full
 
 
+def test_regret_trace_and_regret_at_by_hand() -> None:
+    drawn = [1.0, 2.0, 3.0, 5.0, 9.0]  # best 1, median 3: regret (found - 1) / 2
+    completions = [(40, 5.0), (12, 3.0), (30, 4.0), (55, 2.0), (70, 2.0), (90, 1.0)]
+    trace = regret_trace(completions, drawn)
+    # Sorted by steps; only new bests that change the regret; starts at "nothing found".
+    assert trace == [(0, 4.0), (12, 1.0), (55, 0.5), (90, 0.0)]
+    assert [regret_at(trace, s) for s in (0, 11, 12, 54.9, 55, 89, 90, 10**6)] == [
+        4.0, 4.0, 1.0, 1.0, 0.5, 0.5, 0.0, 0.0
+    ]  # fmt: skip
+    assert regret_at(trace, 90) == regret([c[1] for c in completions], drawn)
+    assert regret_trace([], drawn) == [(0, 4.0)]
+    assert regret_trace([(5, 9.0)], drawn) == [(0, 4.0)]  # the worst run: nothing changes
+    with pytest.raises(ValueError, match="steps must be >= 0, got -1"):
+        regret_at(trace, -1)
+
+
 def test_oracle_by_hand() -> None:
     outcome = oracle_outcome([5.0, 6.0, 4.0, 4.0, np.nan, 1.0], n_steps=10)
     assert outcome.completed == (0, 2, 5)  # each a new best; a tie or NaN is not
@@ -168,6 +186,17 @@ def test_benchmark_json_layout_and_jobs_do_not_change_results(table: CurveTable)
         assert len(result["epochs_fraction_per_seed"]) == 3
         assert result["epochs_fraction"] == float(np.median(result["epochs_fraction_per_seed"]))
         assert result["regret"] == pytest.approx(np.mean(result["regret_per_seed"]))
+        # The run as it went: where its regret stood after each number of steps trained.
+        for fraction, steps, trace, final_regret in zip(
+            result["epochs_fraction_per_seed"],
+            result["steps_trained_per_seed"],
+            result["regret_trace_per_seed"],
+            result["regret_per_seed"],
+            strict=True,
+        ):
+            assert steps == round(fraction * 20 * 12)
+            assert trace[0][0] == 0 and all(a[0] < b[0] for a, b in itertools.pairwise(trace))
+            assert trace[-1][0] <= steps and regret_at(trace, steps) == final_regret
 
 
 def test_mlpf_table_nop_median_and_oracle_match_the_protocol() -> None:

@@ -84,3 +84,42 @@ def test_runs_split_over_seeds_merge(table: CurveTable, tmp_path: Path) -> None:
     assert "| 6 / 0 |" in run.stdout  # six seeds compared, as in one file
     run = _run(f"{halves[0]},{halves[0]}", b, "--pruner", "nop")
     assert run.returncode != 0 and "repeats seeds" in run.stderr
+
+
+def _set_traces(path: Path, steps: list[int], traces: list[list[list[float]]]) -> None:
+    data = json.loads(path.read_text())
+    for entry in data["tables"].values():
+        entry["results"]["nop"]["steps_trained_per_seed"] = steps
+        entry["results"]["nop"]["regret_trace_per_seed"] = traces
+    path.write_text(json.dumps(data))
+
+
+def test_regret_at_exactly_equal_epochs(table: CurveTable, tmp_path: Path) -> None:
+    a, b = _bench_json(tmp_path, "a.json", table), _bench_json(tmp_path, "b.json", table)
+    # The first run ends better (0.0 against 0.2) but found its best late, after 90 steps;
+    # the second stopped after 60 and had 0.2 from step 50 on. Stopped at 60 steps both, the
+    # first stands at 1.0, so at equal epochs the second is better on every seed.
+    _edit(a, 0.50, [0.0] * 6)
+    _edit(b, 0.40, [0.2] * 6)
+    _set_traces(a, [100] * 6, [[[0, 4.0], [20, 1.0], [90, 0.0]]] * 6)
+    _set_traces(b, [60] * 6, [[[0, 4.0], [50, 0.2]]] * 6)
+    run = _run(a, b, "--pruner", "nop")
+    assert run.returncode == 0, run.stderr
+    assert "regret no worse on 0" in run.stdout  # the tolerance reading: worse at the end
+    exact = run.stdout.split("At exactly equal epochs")[1]
+    row = next(line for line in exact.splitlines() if line.startswith(f"| {table.name}"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1:5] == ["1.000", "0.200", "yes", "6 / 0"] and float(cells[5]) < 0.05
+    assert "at exactly equal epochs on 1 of 1 tables" in run.stdout
+    # A regret that was never finite (nothing found) reads back as infinite, not as 0.
+    _set_traces(b, [60] * 6, [[[0, None]]] * 6)
+    run = _run(a, b, "--pruner", "nop")
+    assert "at exactly equal epochs on 0 of 1 tables" in run.stdout, run.stderr
+    # Files without traces (older bench versions) still compare by the tolerance.
+    for path in (a, b):
+        data = json.loads(path.read_text())
+        for entry in data["tables"].values():
+            del entry["results"]["nop"]["regret_trace_per_seed"]
+        path.write_text(json.dumps(data))
+    run = _run(a, b, "--pruner", "nop")
+    assert run.returncode == 0 and "no comparison at exactly equal epochs" in run.stdout

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 
 
-__all__ = ["OracleOutcome", "epochs_fraction", "oracle_outcome", "regret"]
+__all__ = [
+    "OracleOutcome",
+    "epochs_fraction",
+    "oracle_outcome",
+    "regret",
+    "regret_at",
+    "regret_trace",
+]
 
 
 def epochs_fraction(steps_trained: int, n_trials: int, n_steps: int) -> float:
@@ -47,6 +54,59 @@ def regret(completed_finals: Sequence[float] | np.ndarray, drawn_finals: Sequenc
     if scale <= 0.0:
         return 1.0  # half or more of the trials tie with the best: any gap is a full miss
     return gap / scale
+
+
+def regret_trace(
+    completions: Sequence[tuple[int, float]], drawn_finals: Sequence[float]
+) -> list[tuple[int, float]]:
+    """The regret of a run as it goes: where it stands after each number of steps trained.
+
+    Args:
+        completions: ``(cumulative steps trained when it finished, final value)`` of each trial
+            that ran to completion.
+        drawn_finals: The final values regret is measured against (see :func:`regret`).
+
+    Returns:
+        ``(steps, regret)`` pairs with strictly increasing steps: ``(0, regret of finding
+        nothing)``, then one pair at each completion that changed the regret.
+
+    Example:
+        >>> regret_trace([(10, 3.0), (25, 5.0), (40, 1.0)], [1.0, 2.0, 3.0, 5.0, 9.0])
+        [(0, 4.0), (10, 1.0), (40, 0.0)]
+    """
+    trace = [(0, regret([], drawn_finals))]
+    best = math.inf
+    for steps, final in sorted(completions):
+        if not final < best:
+            continue
+        best = float(final)
+        value = regret([best], drawn_finals)
+        if value == trace[-1][1]:
+            continue
+        if steps == trace[-1][0]:
+            trace[-1] = (int(steps), value)
+        else:
+            trace.append((int(steps), value))
+    return trace
+
+
+def regret_at(trace: Sequence[Sequence[float]], steps: float) -> float:
+    """The regret of a run stopped once it had trained ``steps`` steps, from its
+    :func:`regret_trace` (a trial counts if it finished within those steps).
+
+    Example:
+        >>> trace = regret_trace([(10, 3.0), (40, 1.0)], [1.0, 2.0, 3.0, 5.0, 9.0])
+        >>> regret_at(trace, 39), regret_at(trace, 40)
+        (1.0, 0.0)
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    value = float(trace[0][1])
+    for at, regret_then in trace:
+        if at > steps:
+            break
+        value = float(regret_then)
+    return value
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from optuna_lcpred.bench.metrics import regret
+from optuna_lcpred.bench.metrics import regret_at
+from optuna_lcpred.bench.metrics import regret_trace
 from optuna_lcpred.bench.runner import BenchReport
 from optuna_lcpred.bench.runner import RunSummary
 from optuna_lcpred.bench.runner import TableReport
@@ -84,17 +85,8 @@ def regret_trajectory(
     :func:`~optuna_lcpred.bench.metrics.regret`).
     """
     budget = float(n_trials * n_steps)
-    out = np.empty_like(grid, dtype=np.float64)
-    completions = sorted(run.completions)
-    positions = np.array([steps / budget for steps, _ in completions])
-    finals = np.array([final for _, final in completions], dtype=np.float64)
-    best_so_far = np.minimum.accumulate(finals) if finals.size else finals
-    regrets = [regret([float(best)], run.drawn_finals) for best in best_so_far]
-    nothing = regret([], run.drawn_finals)
-    for i, x in enumerate(grid):
-        k = int(np.searchsorted(positions, x, side="right")) if completions else 0
-        out[i] = regrets[k - 1] if k > 0 else nothing
-    return out
+    trace = regret_trace(run.completions, run.drawn_finals)
+    return np.array([regret_at(trace, x * budget) for x in grid], dtype=np.float64)
 
 
 def save_plot(report: BenchReport, path: str | Path) -> None:

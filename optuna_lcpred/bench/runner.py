@@ -15,6 +15,7 @@ import numpy as np
 from optuna_lcpred.bench.metrics import epochs_fraction
 from optuna_lcpred.bench.metrics import oracle_outcome
 from optuna_lcpred.bench.metrics import regret
+from optuna_lcpred.bench.metrics import regret_trace
 from optuna_lcpred.bench.pruners import PrunerSpec
 from optuna_lcpred.bench.pruners import make_table_pruner
 from optuna_lcpred.bench.pruners import parse_pruner_spec
@@ -47,6 +48,7 @@ class RunSummary:
         makespan: Simulated time until the last trial ended.
         early_epochs_fraction: Steps trained by the first ``early`` drawn trials over
             ``early * n_steps`` (how much a pruner saves before it has learned much).
+        steps_trained: Steps trained by all trials together.
     """
 
     seed: int
@@ -57,6 +59,7 @@ class RunSummary:
     states: dict[str, int]
     makespan: int
     early_epochs_fraction: float = float("nan")
+    steps_trained: int = 0
 
 
 @dataclass
@@ -108,6 +111,10 @@ class BenchReport:
                     "makespan_per_seed": [r.makespan for r in runs],
                     "states": _sum_states(runs),
                     "epochs_fraction_early": _json_float(table.early_epochs_fraction(pruner)),
+                    "steps_trained_per_seed": [r.steps_trained for r in runs],
+                    "regret_trace_per_seed": [
+                        [[steps, _json_float(value)] for steps, value in _trace(r)] for r in runs
+                    ],
                 }
             out[table.name] = {
                 "T": table.n_steps,
@@ -302,6 +309,7 @@ def _run_one(
         states=states,
         makespan=result.makespan,
         early_epochs_fraction=result.early_epochs_fraction(early),
+        steps_trained=result.steps_trained,
     )
 
 
@@ -320,7 +328,12 @@ def _oracle_run(table: CurveTable, n_trials: int, seed: int, early: int = 30) ->
         states={"COMPLETE": len(completed), "PRUNED": n_trials - len(completed)},
         makespan=outcome.steps_trained,
         early_epochs_fraction=epochs_fraction(early_steps, n_early, table.n_steps),
+        steps_trained=outcome.steps_trained,
     )
+
+
+def _trace(run: RunSummary) -> list[tuple[int, float]]:
+    return regret_trace(run.completions, run.drawn_finals)
 
 
 def _sum_states(runs: Sequence[RunSummary]) -> dict[str, int]:
