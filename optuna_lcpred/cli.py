@@ -68,7 +68,12 @@ class _Bench(_BaseCommand):
         parser.add_argument(
             "--jobs", type=int, default=1, help="processes running replays in parallel"
         )
-        parser.add_argument("--json", metavar="OUT", help="write results as JSON ('-': stdout)")
+        parser.add_argument(
+            "--json",
+            metavar="OUT",
+            help="write results as JSON, per seed too, with each run's regret as it went "
+            "('-': stdout)",
+        )
         parser.add_argument("--plot", metavar="OUT.png", help="write a regret-vs-epochs plot")
         parser.add_argument(
             "--markdown", metavar="OUT.md", help="write a Markdown summary table ('-': stdout)"
