@@ -73,6 +73,9 @@ ATTR_PROB_BEFORE = "lcpred:prob_improve_before"
 #: that happened. The dashboard shows them with the trial's other attributes.
 ATTR_KEPT_BY = "lcpred:kept_by"
 ATTR_KEPT_AT = "lcpred:kept_at"
+#: Every rule that kept the trial so far (a string: the rules in :data:`KEEP_RULES` order,
+#: joined by ``"; "``), where ``lcpred:kept_by`` holds only the last.
+ATTR_KEPT_BY_RULES = "lcpred:kept_by_rules"
 #: The rules that can keep a trial the model called hopeless, as written in ``lcpred:kept_by``.
 KEPT_CLASSICAL = "classical model"  # predictor="qsvr": the classical choice did not call it so
 KEPT_TWO_LOOKS = "two looks"  # the look one step earlier gave it at least confirm_prob
@@ -101,6 +104,17 @@ def is_startup_hint(record: logging.LogRecord) -> bool:
     """Whether a log record is the pruner's one-time advice to add a startup ``fallback``
     (the benchmark replays, which compare pruners as configured, filter it out)."""
     return getattr(record, "lcpred_hint", None) == _STARTUP_HINT_EXTRA["lcpred_hint"]
+
+
+def kept_rules(user_attrs: Mapping[str, Any]) -> list[str]:
+    """The rules that kept a trial the model called hopeless, from its user attributes
+    (``lcpred:kept_by_rules``, or ``lcpred:kept_by`` where a trial has only that); empty if
+    none did."""
+    rules = user_attrs.get(ATTR_KEPT_BY_RULES)
+    if isinstance(rules, str) and rules:
+        return rules.split("; ")
+    last = user_attrs.get(ATTR_KEPT_BY)
+    return [last] if isinstance(last, str) and last else []
 
 
 def milestone_keys(percent: int) -> tuple[str, str]:
@@ -278,7 +292,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     its prediction also gets ``lcpred:pruned_at`` (the step), which tells it from one that
     diverged or was stopped by the fallback (:func:`optuna_lcpred.study_report`). One that the
     model called hopeless and a rule kept (two looks, ``keep_top``) gets ``lcpred:kept_by``, the
-    rule as text, and ``lcpred:kept_at``, the step (the last time it happened).
+    rule as text, and ``lcpred:kept_at``, the step (the last time it happened);
+    ``lcpred:kept_by_rules`` lists every rule that kept it.
 
     A NaN or infinite report prunes the trial at once (it diverged). Audit trials (a
     deterministic ``audit_fraction`` of trial numbers) are predicted and annotated like the
@@ -510,6 +525,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         # by trial number. Remembered here because the trial handed to ``prune`` is Optuna's
         # cached copy, which never shows what the pruner wrote to the storage itself.
         self._written_once: dict[int, set[str]] = {}
+        self._kept_rules: dict[int, set[str]] = {}  # the rules that kept each trial so far
         # Each running trial's latest look (step index, model, threshold, probability): the
         # next step's decision to prune reuses it instead of predicting that step again.
         self._last_look: dict[int, tuple[int, _StepModel, float, float]] = {}
@@ -573,7 +589,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         decision: _Decision | None = None
         with self._lock:
             data = self._cache.refresh(study)
-            records = (self._written_once, self._last_look)
+            records = (self._written_once, self._last_look, self._kept_rules)
             if max(len(record) for record in records) > self._trim_at:
                 # Finished trials are never decided again: forget what was kept for them,
                 # so a long-running worker's records stay the size of its running trials. The
@@ -891,6 +907,13 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         if kept_by is not None:
             attrs[ATTR_KEPT_BY] = kept_by
             attrs[ATTR_KEPT_AT] = float(step)
+            # Remembered here, as the keys written once are: the trial handed to ``prune`` need
+            # not show what the pruner wrote on it (Optuna's cached copy, background writes).
+            rules = self._kept_rules.setdefault(trial.number, set())
+            rules.update(kept_rules(trial.user_attrs))
+            if kept_by not in rules:
+                rules.add(kept_by)
+                attrs[ATTR_KEPT_BY_RULES] = "; ".join(r for r in KEEP_RULES if r in rules)
         return _Decision(prune=prune, attrs=attrs)
 
     def _probability(

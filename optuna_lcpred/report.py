@@ -31,7 +31,6 @@ from scipy.stats import spearmanr
 from optuna_lcpred._trials import drop_inherited_annotations
 from optuna_lcpred.pruner import ATTR_AUDIT
 from optuna_lcpred.pruner import ATTR_AUDIT_WOULD_PRUNE
-from optuna_lcpred.pruner import ATTR_KEPT_BY
 from optuna_lcpred.pruner import ATTR_N_TRAIN
 from optuna_lcpred.pruner import ATTR_PRED_FINAL
 from optuna_lcpred.pruner import ATTR_PRED_STD
@@ -42,6 +41,7 @@ from optuna_lcpred.pruner import ATTR_PRUNED_AT
 from optuna_lcpred.pruner import ATTR_STARTUP_HINT
 from optuna_lcpred.pruner import ATTR_THRESHOLD
 from optuna_lcpred.pruner import MILESTONES
+from optuna_lcpred.pruner import kept_rules
 from optuna_lcpred.pruner import milestone_keys
 
 
@@ -139,8 +139,8 @@ class StudyReport:
         startup_hint: The pruner's advice to add a startup ``fallback``, if it gave one (more
             trials trained in parallel before its model was ready than the startup needed).
         kept: COMPLETE trials that the model called hopeless at some step and a rule kept
-            (``lcpred:kept_by``: two looks, the top of their step, ...), by the rule that kept
-            them last.
+            (two looks, the top of their step, ...), under every rule that kept them
+            (``lcpred:kept_by_rules``; a trial kept by two rules is listed under both).
         kept_became_best: Of those, the trials that finished better than every trial
             completed before them: what the rules saved.
     """
@@ -232,7 +232,7 @@ class StudyReport:
                 + (f": trials {_numbers(self.false_prunes)}" if self.false_prunes else "")
             )
         if self.kept:
-            n_kept = sum(len(numbers) for numbers in self.kept.values())
+            n_kept = len({number for numbers in self.kept.values() for number in numbers})
             rules = ", ".join(f"{rule} {len(numbers)}" for rule, numbers in self.kept.items())
             lines.append(
                 f"kept by a rule although the model called them hopeless: {n_kept} finished "
@@ -331,11 +331,11 @@ def study_report(study: optuna.Study) -> StudyReport:
     kept: dict[str, list[int]] = {}
     saved = []
     for trial in complete:
-        rule = trial.user_attrs.get(ATTR_KEPT_BY)
-        if isinstance(rule, str):
+        rules = kept_rules(trial.user_attrs)
+        for rule in rules:
             kept.setdefault(rule, []).append(trial.number)
-            if _became_best(trial, complete, direction):
-                saved.append(trial.number)
+        if rules and _became_best(trial, complete, direction):
+            saved.append(trial.number)
     return StudyReport(
         study=study.study_name,
         direction=direction,

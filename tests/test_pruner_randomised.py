@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from optuna_lcpred import LCPredictionPruner
 from optuna_lcpred._trials import flush_annotations
 from optuna_lcpred.curves import CurveTable
+from optuna_lcpred.pruner import KEEP_RULES
 from tests.conftest import make_table
 
 
@@ -113,3 +114,11 @@ def test_randomised_studies_decide_and_explain(case: int) -> None:
         assert attrs["lcpred:prob_improve"] < pruner._min_prob
         for key in ("lcpred:pred_final", "lcpred:pred_std", "lcpred:threshold"):
             assert isinstance(attrs[key], float) and math.isfinite(attrs[key])
+    for trial in study.trials:
+        # A rule that kept a trial is listed once among all that did, in their fixed order.
+        last = trial.user_attrs.get("lcpred:kept_by")
+        rules = trial.user_attrs.get("lcpred:kept_by_rules", "")
+        assert (last is None) == (rules == "")
+        listed = rules.split("; ") if rules else []
+        assert last is None or last in listed
+        assert listed == [rule for rule in KEEP_RULES if rule in listed]

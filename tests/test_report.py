@@ -198,6 +198,7 @@ def test_trials_a_rule_kept_are_counted_with_the_ones_that_became_the_best() -> 
     kept = finish(study, values)
     attrs = study.trials[kept].user_attrs
     assert attrs["lcpred:kept_by"] == "two looks" and attrs["lcpred:kept_at"] == 4.0
+    assert attrs["lcpred:kept_by_rules"] == "two looks"
     # ... and finishes as the new best: the report counts what the rule saved.
     report = study_report(study)
     assert report.kept == {"two looks": [kept]}
@@ -207,6 +208,55 @@ def test_trials_a_rule_kept_are_counted_with_the_ones_that_became_the_best() -> 
         f"1 of them became the best so far: trials {kept}"
     ) in report.format()
     assert json.loads(json.dumps(report.to_dict()))["kept"] == {"two looks": [kept]}
+
+
+def test_the_rules_that_kept_a_trial_add_up() -> None:
+    study = base_study(confirm_prob=0.25)
+    values = curve(0.0)
+    values[4] = 40.0  # kept by two looks at step 4, as above
+    trial = study.ask(SPACE)
+    # Another process kept it earlier by another rule (written on the trial, not seen here).
+    trial.set_user_attr("lcpred:kept_by_rules", "top of its step")
+    for step, value in enumerate(values):
+        trial.report(value, step)
+        trial.should_prune()
+    flush_annotations()
+    study.tell(trial, values[-1])
+    attrs = study.trials[trial.number].user_attrs
+    assert attrs["lcpred:kept_by"] == "two looks"
+    assert attrs["lcpred:kept_by_rules"] == "two looks; top of its step"  # in KEEP_RULES order
+    assert study_report(study).kept == {
+        "two looks": [trial.number],
+        "top of its step": [trial.number],
+    }
+
+
+def test_a_trial_kept_by_several_rules_counts_once_under_each() -> None:
+    study = optuna.create_study()
+    space = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for value, attrs in (
+        (3.0, {}),
+        (2.0, {"lcpred:kept_by": "top of its step", "lcpred:kept_by_rules": "two looks; "
+               "top of its step"}),
+        (2.5, {"lcpred:kept_by": "two looks"}),  # written before kept_by_rules existed
+        (4.0, {"lcpred:kept_by": "two looks", "lcpred:kept_by_rules": "two looks"}),
+    ):  # fmt: skip
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": 0.5},
+                distributions=space,
+                value=value,
+                intermediate_values={0: value},
+                user_attrs=attrs,
+            )
+        )
+    report = study_report(study)
+    assert report.kept == {"two looks": [1, 2, 3], "top of its step": [1]}
+    assert report.kept_became_best == [1]
+    assert (
+        "kept by a rule although the model called them hopeless: 3 finished "
+        "(two looks 3, top of its step 1); 1 of them became the best so far: trials 1"
+    ) in report.format()
 
 
 def test_the_startup_hint_is_repeated() -> None:
