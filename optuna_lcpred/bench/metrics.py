@@ -81,11 +81,7 @@ def regret_trace(
             continue
         best = float(final)
         value = regret([best], drawn_finals)
-        if value == trace[-1][1]:
-            continue
-        if steps == trace[-1][0]:
-            trace[-1] = (int(steps), value)
-        else:
+        if value != trace[-1][1]:  # a trial trains at least one step: steps > 0 here
             trace.append((int(steps), value))
     return trace
 

@@ -113,7 +113,8 @@ class BenchReport:
                     "epochs_fraction_early": _json_float(table.early_epochs_fraction(pruner)),
                     "steps_trained_per_seed": [r.steps_trained for r in runs],
                     "regret_trace_per_seed": [
-                        [[steps, _json_float(value)] for steps, value in _trace(r)] for r in runs
+                        [[steps, _json_float(value)] for steps, value in trace]
+                        for trace in (regret_trace(r.completions, r.drawn_finals) for r in runs)
                     ],
                 }
             out[table.name] = {
@@ -330,10 +331,6 @@ def _oracle_run(table: CurveTable, n_trials: int, seed: int, early: int = 30) ->
         early_epochs_fraction=epochs_fraction(early_steps, n_early, table.n_steps),
         steps_trained=outcome.steps_trained,
     )
-
-
-def _trace(run: RunSummary) -> list[tuple[int, float]]:
-    return regret_trace(run.completions, run.drawn_finals)
 
 
 def _sum_states(runs: Sequence[RunSummary]) -> dict[str, int]:
