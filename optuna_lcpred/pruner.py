@@ -367,13 +367,15 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         fallback: A pruner that decides while the model is not ready (too few usable COMPLETE
             trials); by default nothing is pruned then. Study files and ``bench`` specs name
             it: ``fallback = "sha"``, or ``{ name = "sha", reduction_factor = 2, min_resource =
-            2 }``. With 8 workers the latter gave fewer epochs at less regret than no fallback
-            on the public tables (0.144 of the epochs at regret 0.037, against 0.170 at 0.042),
-            with one worker about the same (0.135 at 0.045 against 0.136 at 0.051);
-            ``min_resource = 1`` is cheaper at more regret (0.114 at 0.059 with 8 workers;
-            docs/benchmarks.md). Set ``min_resource``: with ``"auto"`` successive halving waits
-            for a COMPLETE trial to size its rungs, too late with many workers. It counts
-            steps, and those tables' curves have 51-100: scale it for much longer ones. A
+            2 }``. With 8 workers the latter gave fewer epochs at the same regret as no
+            fallback on the public tables (seeds 0-9: 0.144 of the epochs at regret 0.036,
+            against 0.169 at 0.036), with one worker the same epochs at a little less regret
+            (0.138 at 0.045 against 0.138 at 0.048), and stopped at any fixed budget of epochs
+            it had found a model at least as good; ``min_resource = 1`` is cheaper at more
+            regret (0.114 at 0.059 with 8 workers; docs/benchmarks.md). Set
+            ``min_resource``: with ``"auto"`` successive halving waits for a COMPLETE trial to
+            size its rungs, too late with many workers. It counts steps, and those tables'
+            curves have 51-100: scale it for much longer ones. A
             ``MedianPruner`` or ``PercentilePruner`` prunes only after its own
             ``n_startup_trials`` COMPLETE trials (default 5, as here), so it must be given fewer
             or it never prunes (a warning says so); with 1 or 2 it measured close to the
@@ -696,7 +698,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             "With this many parallel workers, "
             "fallback=SuccessiveHalvingPruner(reduction_factor=2, min_resource=2) (in a study "
             'file: fallback = { name = "sha", reduction_factor = 2, min_resource = 2 }) stops '
-            "the bad ones meanwhile; with 8 and 16 workers it gave fewer epochs at less regret "
+            "the bad ones meanwhile; with 8 and 16 workers it gave fewer epochs at no more regret "
             "on the public benchmark tables, whose curves have 51-100 steps (min_resource "
             "counts steps; docs/benchmarks.md)."
         )
