@@ -5,7 +5,8 @@ the tables" for ``--sampler tpe+predicted`` against ``--sampler tpe``. This prin
 both runs' epochs fraction (median over seeds) and regret (mean), whether the second run's
 regret is no worse (as printed, 3 decimals) and its epochs no more than 5 % above the first's,
 and a paired Wilcoxon signed-rank test on the per-seed regrets (the same seed draws the same
-first trials in both runs), so a reader can tell a difference from seed-to-seed noise.
+first trials in both runs), so a reader can tell a difference from seed-to-seed noise; the same
+test over every (table, seed) pair together says whether the second run does better overall.
 
 "At equal epochs" is also measured exactly, where the files hold each run's regret as it went
 (``regret_trace_per_seed`` in the bench JSON): for each seed both runs are stopped at
@@ -95,6 +96,7 @@ def compare(
             "p": _paired_p(diff),
             "seeds_better": int((diff < 0).sum()),
             "seeds_worse": int((diff > 0).sum()),
+            "diff": diff,
         }
         if len(a["regret_trace_per_seed"]) == len(b["regret_trace_per_seed"]) == len(a["seeds"]):
             row["equal_epochs"] = _at_equal_epochs(a, b)
@@ -129,7 +131,17 @@ def _at_equal_epochs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         "p": _paired_p(diff),
         "seeds_better": int((diff < 0).sum()),
         "seeds_worse": int((diff > 0).sum()),
+        "diff": diff,
     }
+
+
+def _pooled(diffs: list[np.ndarray]) -> str:
+    """The paired test over every (table, seed) pair: does the second run do better overall?"""
+    diff = np.concatenate(diffs)
+    return (
+        f"Over all {diff.size} table-seed pairs: lower regret on {int((diff < 0).sum())}, "
+        f"higher on {int((diff > 0).sum())}, paired p = {_paired_p(diff):.2f}."
+    )
 
 
 def markdown(rows: list[dict[str, Any]], names: tuple[str, str], tolerance: float) -> str:
@@ -156,7 +168,8 @@ def markdown(rows: list[dict[str, Any]], names: tuple[str, str], tolerance: floa
         f"regret no worse on {sum(r['regret_no_worse'] for r in rows)}; "
         f"paired p < 0.05 on {sum(r['p'] < 0.05 for r in rows)}. "
         f"Median epochs {np.median(first[:, 0]):.3f} -> {np.median(second[:, 0]):.3f}, "
-        f"mean regret {first[:, 1].mean():.3f} -> {second[:, 1].mean():.3f}."
+        f"mean regret {first[:, 1].mean():.3f} -> {second[:, 1].mean():.3f}. "
+        + _pooled([r["diff"] for r in rows])
     )
     exact = [r for r in rows if "equal_epochs" in r]
     if not exact:
@@ -185,7 +198,8 @@ def markdown(rows: list[dict[str, Any]], names: tuple[str, str], tolerance: floa
         f"Equal or lower regret at exactly equal epochs on "
         f"{sum(r['equal_epochs']['no_worse'] for r in exact)} of {len(exact)} tables; "
         f"paired p < 0.05 on {sum(r['equal_epochs']['p'] < 0.05 for r in exact)}. "
-        f"Mean regret {means[:, 0].mean():.3f} -> {means[:, 1].mean():.3f}."
+        f"Mean regret {means[:, 0].mean():.3f} -> {means[:, 1].mean():.3f}. "
+        + _pooled([r["equal_epochs"]["diff"] for r in exact])
     )
     return "\n".join(lines)
 

@@ -50,6 +50,9 @@ def test_counts_and_the_paired_test(table: CurveTable, tmp_path: Path) -> None:
     assert cells[1:6] == ["0.500 / 0.300", "0.520 / 0.000", "yes", "yes", "6 / 0"]
     assert float(cells[6]) < 0.05  # six seeds all the same way: Wilcoxon p = 2 / 2**6
     assert "on 1 of 1 tables" in run.stdout and "paired p < 0.05 on 1" in run.stdout
+    assert "Over all 6 table-seed pairs: lower regret on 6, higher on 0, paired p = 0.03" in (
+        run.stdout
+    )
     # One seed worse, the rest equal: regret higher, and nothing a test can tell from noise.
     _edit(b, 0.60, [0.3] * 5 + [0.4])
     run = _run(a, b, "--pruner", "nop")
@@ -111,6 +114,9 @@ def test_regret_at_exactly_equal_epochs(table: CurveTable, tmp_path: Path) -> No
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[1:5] == ["1.000", "0.200", "yes", "6 / 0"] and float(cells[5]) < 0.05
     assert "at exactly equal epochs on 1 of 1 tables" in run.stdout
+    pooled = [line for line in run.stdout.splitlines() if "table-seed pairs" in line]
+    assert "lower regret on 0, higher on 6" in pooled[0]  # at the end, the second is worse
+    assert "lower regret on 6, higher on 0, paired p = 0.03" in pooled[1]  # at equal epochs
     # A regret that was never finite (nothing found) reads back as infinite, not as 0.
     _set_traces(b, [60] * 6, [[[0, None]]] * 6)
     run = _run(a, b, "--pruner", "nop")
