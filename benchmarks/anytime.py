@@ -41,8 +41,8 @@ from optuna_lcpred.bench.metrics import regret_at
 
 
 def _load_group(paths: list[Path]) -> dict[str, dict[str, Any]]:
-    """``{table: {"seeds", "total", "runs": {spec: [(trace, steps trained) per seed]}}}`` of
-    files that split one run's seeds."""
+    """``{table: {"seeds", "total", "settings", "runs": {spec: [trace per seed]}}}`` of files
+    that split one run's seeds."""
     out: dict[str, dict[str, Any]] = {}
     for path in paths:
         for table, entry in json.loads(path.read_text())["tables"].items():
@@ -70,19 +70,16 @@ def _load_group(paths: list[Path]) -> dict[str, dict[str, Any]]:
                         f"{path}: {spec!r} on {table!r} has no regret traces (bench files "
                         "written before 2026-12-06 lack them); re-run the bench"
                     )
-                traces = [
+                merged["runs"].setdefault(spec, []).extend(
                     [(at, np.inf if value is None else value) for at, value in trace]
                     for trace in result["regret_trace_per_seed"]
-                ]
-                merged["runs"].setdefault(spec, []).extend(
-                    zip(traces, result["steps_trained_per_seed"], strict=True)
                 )
     return out
 
 
 def load(groups: list[str]) -> dict[str, dict[str, Any]]:
     """Merge the groups (each a comma-joined list of files): ``{table: {"seeds", "total",
-    "runs": {spec: per-seed (trace, steps trained)}}}``."""
+    "settings", "runs": {spec: [trace per seed]}}}``."""
     merged: dict[str, dict[str, Any]] = {}
     for group in groups:
         for table, entry in _load_group([Path(p) for p in group.split(",")]).items():
@@ -118,8 +115,8 @@ def regrets_at(data: dict[str, dict[str, Any]], budget: float) -> dict[str, dict
         raise SystemExit(f"budgets must be positive fractions of the full epochs, got {budget}")
     return {
         table: {
-            spec: np.array([_regret_by(trace, budget * entry["total"]) for trace, _ in runs])
-            for spec, runs in entry["runs"].items()
+            spec: np.array([_regret_by(trace, budget * entry["total"]) for trace in traces])
+            for spec, traces in entry["runs"].items()
         }
         for table, entry in data.items()
     }
@@ -129,7 +126,7 @@ def _paired_p(ours: np.ndarray, theirs: np.ndarray) -> float:
     """Wilcoxon on the differences; a run that found nothing loses to any that found something
     (by more than any regret differs) and ties with another that found nothing."""
     finite = np.concatenate([ours[np.isfinite(ours)], theirs[np.isfinite(theirs)]])
-    big = 1.0 + float(np.max(finite, initial=0.0))
+    big = 1.0 + 2.0 * float(np.max(np.abs(finite), initial=0.0))
     diff = np.where(np.isinf(ours), big, ours) - np.where(np.isinf(theirs), big, theirs)
     return float(wilcoxon(diff).pvalue) if np.count_nonzero(diff) else 1.0
 
