@@ -371,8 +371,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             fallback on the public tables (seeds 0-9: 0.144 of the epochs at regret 0.036,
             against 0.169 at 0.036), with one worker the same epochs at a little less regret
             (0.138 at 0.045 against 0.138 at 0.048), and stopped at any fixed budget of epochs
-            it had found a model at least as good; ``min_resource = 1`` is cheaper at more
-            regret (0.114 at 0.059 with 8 workers; docs/benchmarks.md). Set
+            it had found a model at least as good on average; ``min_resource = 1`` is cheaper
+            at more regret (0.114 at 0.059 with 8 workers; docs/benchmarks.md). Set
             ``min_resource``: with ``"auto"`` successive halving waits for a COMPLETE trial to
             size its rungs, too late with many workers. It counts steps, and those tables'
             curves have 51-100: scale it for much longer ones. A
