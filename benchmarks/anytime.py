@@ -38,6 +38,7 @@ import numpy as np
 from scipy.stats import wilcoxon
 
 from optuna_lcpred.bench.metrics import regret_at
+from optuna_lcpred.bench.runner import read_regret_traces
 
 
 def _load_group(paths: list[Path]) -> dict[str, dict[str, Any]]:
@@ -70,10 +71,7 @@ def _load_group(paths: list[Path]) -> dict[str, dict[str, Any]]:
                         f"{path}: {spec!r} on {table!r} has no regret traces (bench files "
                         "written before 2026-12-06 lack them); re-run the bench"
                     )
-                merged["runs"].setdefault(spec, []).extend(
-                    [(at, np.inf if value is None else value) for at, value in trace]
-                    for trace in result["regret_trace_per_seed"]
-                )
+                merged["runs"].setdefault(spec, []).extend(read_regret_traces(result))
     return out
 
 
@@ -176,11 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\nTables where each has the lowest mean regret (ties count for each; oracle aside)")
     print(f"\n| pruner | {head} |\n|---" + "|---" * len(budgets) + "|")
     contenders = [s for s in specs if s != "oracle"]
+    best = {b: {t: min(round(means[b][t][s], 3) for s in contenders) for t in tables} for b in at}
     for spec in contenders:
         counts = []
         for b in budgets:
-            best = {t: min(round(means[b][t][s], 3) for s in contenders) for t in tables}
-            lowest = [round(means[b][t][spec], 3) <= best[t] < np.inf for t in tables]
+            lowest = [round(means[b][t][spec], 3) <= best[b][t] < np.inf for t in tables]
             counts.append(str(sum(lowest)))
         print(f"| `{spec}` | " + " | ".join(counts) + " |")
 

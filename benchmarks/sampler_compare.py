@@ -35,6 +35,7 @@ import numpy as np
 from scipy.stats import wilcoxon
 
 from optuna_lcpred.bench.metrics import regret_at
+from optuna_lcpred.bench.runner import read_regret_traces
 
 
 def _results(paths: list[Path], pruner: str) -> dict[str, dict[str, Any]]:
@@ -63,10 +64,7 @@ def _results(paths: list[Path], pruner: str) -> dict[str, dict[str, Any]]:
             merged["regret_per_seed"] += result["regret_per_seed"]
             if "regret_trace_per_seed" in result:  # bench files before the traces lack them
                 merged["steps_trained_per_seed"] += result["steps_trained_per_seed"]
-                merged["regret_trace_per_seed"] += [
-                    [(at, np.inf if value is None else value) for at, value in trace]
-                    for trace in result["regret_trace_per_seed"]
-                ]
+                merged["regret_trace_per_seed"] += read_regret_traces(result)
     for merged in out.values():  # as the bench reports: median epochs, mean regret
         merged["epochs_fraction"] = float(np.median(merged["epochs_fraction_per_seed"]))
         merged["regret"] = float(np.mean(merged["regret_per_seed"]))

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -15,6 +17,7 @@ from optuna_lcpred.bench.metrics import regret_at
 from optuna_lcpred.bench.metrics import regret_trace
 from optuna_lcpred.bench.replay import draw_rows
 from optuna_lcpred.bench.replay import replay
+from optuna_lcpred.bench.runner import read_regret_traces
 from optuna_lcpred.bench.runner import run_benchmark
 from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.curves import read_curve_table
@@ -197,6 +200,14 @@ def test_benchmark_json_layout_and_jobs_do_not_change_results(table: CurveTable)
             assert steps == round(fraction * 20 * 12)
             assert trace[0][0] == 0 and all(a[0] < b[0] for a, b in itertools.pairwise(trace))
             assert trace[-1][0] <= steps and regret_at(trace, steps) == final_regret
+        # Read back through JSON text as the scripts read it: the same pairs, as tuples.
+        assert read_regret_traces(json.loads(json.dumps(result))) == [
+            [tuple(pair) for pair in trace] for trace in result["regret_trace_per_seed"]
+        ]
+    # A regret that was never finite is written as null and reads back as infinite.
+    assert read_regret_traces({"regret_trace_per_seed": [[[0, None], [5, 0.25]]]}) == [
+        [(0, math.inf), (5, 0.25)]
+    ]
 
 
 def test_mlpf_table_nop_median_and_oracle_match_the_protocol() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +29,15 @@ from optuna_lcpred.bench.samplers import parse_sampler_spec
 from optuna_lcpred.curves import CurveTable
 
 
-__all__ = ["ORACLE", "SAMPLERS", "BenchReport", "RunSummary", "TableReport", "run_benchmark"]
+__all__ = [
+    "ORACLE",
+    "SAMPLERS",
+    "BenchReport",
+    "RunSummary",
+    "TableReport",
+    "read_regret_traces",
+    "run_benchmark",
+]
 
 ORACLE = "oracle"
 
@@ -343,3 +352,16 @@ def _sum_states(runs: Sequence[RunSummary]) -> dict[str, int]:
 
 def _json_float(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def read_regret_traces(result: Mapping[str, Any]) -> list[list[tuple[int, float]]]:
+    """The per-seed regret traces of one pruner's ``results`` entry in :meth:`BenchReport.to_json`
+    (a regret written as ``null``, never finite, reads back as ``inf``).
+
+    Raises:
+        KeyError: The entry has no ``regret_trace_per_seed`` (bench files before 2026-12-06).
+    """
+    return [
+        [(int(at), math.inf if value is None else float(value)) for at, value in trace]
+        for trace in result["regret_trace_per_seed"]
+    ]
