@@ -3,7 +3,7 @@ far they trained before they were stopped.
 
     python benchmarks/epochs_breakdown.py ../shared/data/mlpf_delphes.csv \
         ../shared/data/lcbench ../shared/data/taskset [--spec lcpred] [--seeds 5] \
-        [--trials 150] [--jobs 2] [--startup 5]
+        [--trials 150] [--jobs 2] [--startup 5] [--prior-split F]
 
 Runs the same replays as ``optuna-lcpred bench --pruners SPEC`` (same rows, seeds and
 decisions) and prints, per table, each part as a fraction of the steps of training every drawn
@@ -18,6 +18,11 @@ trial fully (the parts add up to the bench's epochs fraction; mean over seeds):
 The last column, ``startup ends``, is the median over seeds of the trial number (counted from
 1) of the last startup trial: how long the study waited for its model (``never``: seeds in
 which fewer trials completed).
+
+With ``--prior-split F`` each seed's replay draws from the rows that ``bench --prior-split F``
+leaves it and the pruner gets the rest as its ``prior`` (the same split, seed by seed); pass
+``--startup 1`` then, since a prior stands in for the startup and only the first trial (the
+anchor) is always trained to the end.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from optuna_lcpred.bench.pruners import make_table_pruner
 from optuna_lcpred.bench.pruners import parse_pruner_spec
 from optuna_lcpred.bench.replay import ReplayResult
 from optuna_lcpred.bench.replay import replay
+from optuna_lcpred.bench.runner import split_for_prior
 from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.curves import read_curve_tables
 
@@ -69,12 +75,14 @@ def startup_length(result: ReplayResult, n_startup: int) -> int | None:
 
 
 def _one(
-    args: tuple[CurveTable, str, int, int, int],
+    args: tuple[CurveTable, str, int, int, int, float | None],
 ) -> tuple[str, dict[str, float], int | None]:
-    table, spec_text, seed, n_trials, n_startup = args
+    table, spec_text, seed, n_trials, n_startup, prior_split = args
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = make_table_pruner(parse_pruner_spec(spec_text), table)
-    result = replay(table, pruner, n_trials=n_trials, seed=seed, label=spec_text)
+    rows, prior = split_for_prior(table, seed, None, prior_split)
+    options = {"prior": prior} if prior is not None else None
+    pruner = make_table_pruner(parse_pruner_spec(spec_text), rows, options)
+    result = replay(rows, pruner, n_trials=n_trials, seed=seed, label=spec_text)
     return table.name, breakdown(result, n_startup), startup_length(result, n_startup)
 
 
@@ -88,15 +96,26 @@ def main() -> None:
     parser.add_argument(
         "--startup", type=int, default=5, help="the pruner's n_startup_trials (lcpred: 5)"
     )
+    parser.add_argument(
+        "--prior-split",
+        type=float,
+        default=None,
+        help="as bench --prior-split: this fraction of each table's rows becomes the prior",
+    )
     args = parser.parse_args()
+    if args.prior_split is not None and not 0.0 < args.prior_split < 1.0:
+        parser.error(f"--prior-split must be in (0, 1), got {args.prior_split}")
     tables = read_curve_tables(args.tables)
     jobs = [
-        (t, args.spec, s, args.trials, args.startup) for t in tables for s in range(args.seeds)
+        (t, args.spec, s, args.trials, args.startup, args.prior_split)
+        for t in tables
+        for s in range(args.seeds)
     ]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(_one, jobs))
-    print(f"{args.spec}, {args.trials} trials, seeds 0-{args.seeds - 1}")
+    split = f", prior split {args.prior_split:g}" if args.prior_split is not None else ""
+    print(f"{args.spec}, {args.trials} trials, seeds 0-{args.seeds - 1}{split}")
     print(
         f"{'table':40s}"
         + "".join(f"{name:>13s}" for name in _PARTS)

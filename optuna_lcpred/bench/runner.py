@@ -228,7 +228,7 @@ def run_benchmark(
             ),
         )
         report.runs = {spec.text: [] for spec in specs}
-        splits = {seed: _split(table, seed, prior, prior_split) for seed in seeds}
+        splits = {seed: split_for_prior(table, seed, prior, prior_split) for seed in seeds}
         if sampler is None:
             report.runs[ORACLE] = [
                 _oracle_run(splits[seed][0], n_trials, seed, early) for seed in seeds
@@ -262,10 +262,16 @@ def _prior_rows(table: CurveTable, prior_split: float | None) -> int:
     return round(prior_split * table.n_trials) if prior_split is not None else 0
 
 
-def _split(
+def split_for_prior(
     table: CurveTable, seed: int, prior: CurveTable | None, prior_split: float | None
 ) -> tuple[CurveTable, CurveTable | None]:
-    """The rows to draw from and the prior for one seed."""
+    """The rows one seed's replay draws from, and its prior.
+
+    With ``prior_split``, that fraction of the table's rows (drawn with the seed, independently
+    of the replay's own draw) becomes the prior and the rest the rows to draw from; otherwise
+    the table and ``prior`` as given. ``bench --prior-split`` and the scripts in
+    ``benchmarks/`` split the same way.
+    """
     if prior_split is None:
         return table, prior
     rng = np.random.default_rng([seed, 7919])  # independent of the draw's own generator
