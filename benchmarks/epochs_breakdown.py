@@ -27,12 +27,12 @@ anchor) is always trained to the end.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import optuna
+from _replay_cli import replay_parser
 
 from optuna_lcpred.bench.pruners import make_table_pruner
 from optuna_lcpred.bench.pruners import parse_pruner_spec
@@ -87,12 +87,7 @@ def _one(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tables", nargs="+")
-    parser.add_argument("--spec", default="lcpred")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--trials", type=int, default=150)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser = replay_parser(__doc__)
     parser.add_argument(
         "--startup", type=int, default=5, help="the pruner's n_startup_trials (lcpred: 5)"
     )

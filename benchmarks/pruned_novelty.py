@@ -23,12 +23,12 @@ test on rank - 0.5).
 
 from __future__ import annotations
 
-import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import optuna
+from _replay_cli import replay_parser
 from scipy.stats import rankdata
 from scipy.stats import wilcoxon
 
@@ -92,13 +92,8 @@ def costly_ranks(prunes: list[tuple[float, bool]]) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tables", nargs="+")
-    parser.add_argument("--spec", default="lcpred")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--trials", type=int, default=150)
+    parser = replay_parser(__doc__)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     tables = read_curve_tables(args.tables)
     jobs = [

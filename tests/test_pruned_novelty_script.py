@@ -21,8 +21,10 @@ from tests.conftest import make_table
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pruned_novelty.py"
 
 
-@pytest.fixture(scope="module")
-def novelty() -> ModuleType:
+@pytest.fixture
+def novelty(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    # As when it runs as a script: its folder first on the path (for ``_replay_cli``).
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("pruned_novelty", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
