@@ -38,22 +38,27 @@ from optuna_lcpred.bench.replay import ReplayResult
 from optuna_lcpred.bench.replay import replay
 from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.curves import read_curve_tables
+from optuna_lcpred.features import encode_hyperparameters
 
 
 _MIN_COMPLETE = 3
 
 
 def hyperparameter_matrix(table: CurveTable) -> np.ndarray:
-    """One row per table row: numeric parameters as ranks in [0, 1], categoricals one-hot."""
+    """One row per table row: the predictors' encoding (:func:`encode_hyperparameters`), with
+    each numeric parameter as its rank in [0, 1] and each one-hot block scaled so that a
+    different choice counts 1."""
     columns = []
-    for values in table.params.values():
+    for name, values in table.params.items():
         values = np.asarray(values)
-        if values.dtype.kind in "fiu":
-            columns.append((rankdata(values) - 1.0) / max(len(values) - 1, 1))
-        else:
-            text = values.astype(str)
-            columns.extend((text == choice) / np.sqrt(2.0) for choice in np.unique(text))
-    return np.column_stack(columns).astype(float)
+        if values.dtype.kind not in "fiu":  # text of any dtype is a categorical
+            values = values.astype(object)
+        block = encode_hyperparameters({name: values})
+        if values.dtype == object:
+            columns.append(block / np.sqrt(2.0))
+        else:  # one column, missing values already at the mean
+            columns.append(((rankdata(block[:, 0]) - 1.0) / max(len(block) - 1, 1))[:, None])
+    return np.hstack(columns)
 
 
 def prune_distances(result: ReplayResult, X: np.ndarray) -> list[tuple[float, bool]]:

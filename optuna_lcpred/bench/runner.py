@@ -37,6 +37,7 @@ __all__ = [
     "TableReport",
     "read_regret_traces",
     "run_benchmark",
+    "split_for_prior",
 ]
 
 ORACLE = "oracle"
