@@ -47,6 +47,11 @@ def test_hyperparameter_matrix_ranks_and_one_hot(novelty: ModuleType) -> None:
     # A different choice of a categorical counts 1; the same choice 0.
     assert np.linalg.norm(X[0, 1:] - X[1, 1:]) == pytest.approx(1.0)
     assert np.linalg.norm(X[0, 1:] - X[2, 1:]) == 0.0
+    # A missing numeric value takes the column's mean, as in the predictors' encoding.
+    table = CurveTable(
+        params={"lr": np.array([1e-4, np.nan, 1e-2])}, steps=np.arange(2), curves=np.ones((3, 2))
+    )
+    np.testing.assert_allclose(novelty.hyperparameter_matrix(table)[:, 0], [0.0, 0.5, 1.0])
 
 
 def test_distance_to_the_complete_runs_finished_before(novelty: ModuleType) -> None:
