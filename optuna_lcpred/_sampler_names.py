@@ -105,9 +105,9 @@ def make_named_sampler(name: str, options: Mapping[str, Any]) -> optuna.samplers
             the message names them.
 
     Example:
-        >>> sampler = make_named_sampler("cmaes", {"seed": 0, "n_startup_trials": 5})
+        >>> sampler = make_named_sampler("tpe", {"seed": 0, "n_startup_trials": 5})
         >>> type(sampler).__name__
-        'CmaEsSampler'
+        'TPESampler'
     """
     accepted = sampler_options(name)
     if name == "cmaes" and importlib.util.find_spec("cmaes") is None:

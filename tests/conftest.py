@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +45,19 @@ def make_table(
         curves=curves,
         name=name,
     )
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` (an optional extra's, say ``dwave.samplers``) can be imported."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
+def needs(module: str) -> pytest.MarkDecorator:
+    """Skip a test, or one parameter of it, when an optional extra's ``module`` is missing."""
+    return pytest.mark.skipif(not installed(module), reason=f"{module} is not installed")
 
 
 @pytest.fixture

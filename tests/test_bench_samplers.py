@@ -20,6 +20,7 @@ from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.sampler import PredictedFinalSampler
 from optuna_lcpred.studyfile import StudyFileError
 from optuna_lcpred.studyfile import load_study_file
+from tests.conftest import needs
 from tests.test_studyfile import MINIMAL
 
 
@@ -44,7 +45,9 @@ def test_spec_options_reach_the_sampler() -> None:
     assert ours[:3] == default[:3] and ours[3:] != default[3:]
 
 
-@pytest.mark.parametrize("name", SAMPLERS)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=needs("cmaes")) if "cmaes" in n else n for n in SAMPLERS]
+)
 def test_every_listed_name_makes_a_sampler(name: str) -> None:
     sampler = make_bench_sampler(name, seed=0)
     if name.endswith("+predicted"):
@@ -83,6 +86,7 @@ def test_bad_specs_say_what_is_wrong(spec: str, needle: str) -> None:
     assert repr(spec) in str(info.value)  # names the spec as given
 
 
+@needs("cmaes")
 def test_benchmark_names_the_sampler_by_its_spec(table: CurveTable) -> None:
     text = "cmaes+predicted:n_startup_trials=4,warn_independent_sampling=false"
     report = run_benchmark([table], ["nop"], n_trials=10, seeds=[0], sampler=text)
@@ -99,10 +103,14 @@ def test_named_sampler_checks_names_and_types() -> None:
         make_named_sampler("gp", {"n_startup": 3})  # lists what it does take
     with pytest.raises(ValueError, match="unknown sampler 'nsga'"):
         make_named_sampler("nsga", {})
-    with pytest.raises(ValueError, match=r"popsize=2\.5 must be int or None"):
-        make_named_sampler("cmaes", {"popsize": 2.5})
     with pytest.raises(ValueError, match=r"n_startup_trials=True must be int"):
         make_named_sampler("tpe", {"n_startup_trials": True})  # a bool is not a count
+
+
+@needs("cmaes")
+def test_named_sampler_checks_the_types_of_cmaes_options() -> None:
+    with pytest.raises(ValueError, match=r"popsize=2\.5 must be int or None"):
+        make_named_sampler("cmaes", {"popsize": 2.5})
 
 
 STUDY = (
@@ -147,6 +155,7 @@ def test_cmaes_without_its_package_is_a_clear_error(monkeypatch: pytest.MonkeyPa
         parse_sampler_spec("cmaes")
 
 
+@needs("cmaes")
 def test_study_file_cmaes_with_options(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text(STUDY.format(name="cmaes", options="n_startup_trials = 4"))

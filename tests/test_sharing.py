@@ -24,6 +24,7 @@ from optuna_lcpred.sharing import SharedModelError
 from optuna_lcpred.sharing import decode_selected
 from optuna_lcpred.sharing import encode_selected
 from optuna_lcpred.sharing import sign
+from tests.conftest import needs
 
 
 SPACE = {"x": FloatDistribution(0.0, 1.0)}
@@ -47,7 +48,9 @@ def _data(n: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarra
         LinearLastValuePredictor(n_steps=5),
         PowerLawPredictor(n_steps=5, horizon=STEPS),
         SVRPredictor(n_steps=5),
-        QSVRPredictor(n_steps=5, num_reads=10, random_state=0),
+        pytest.param(
+            QSVRPredictor(n_steps=5, num_reads=10, random_state=0), marks=needs("dwave.samplers")
+        ),
     ],
     ids=["last", "linear", "powerlaw", "svr", "qsvr"],
 )
