@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from optuna_lcpred.bench.replay import ReplayResult
 from optuna_lcpred.bench.replay import ReplayTrial
 from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.curves import write_curve_table
+from tests.conftest import load_benchmark_script
 from tests.conftest import make_table
 
 
@@ -23,13 +23,7 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pruned_novelty.py
 
 @pytest.fixture
 def novelty(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    # As when it runs as a script: its folder first on the path (for ``_replay_cli``).
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("pruned_novelty", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("pruned_novelty", monkeypatch)
 
 
 def _trial(number: int, row: int, end: int, state: str, final: float) -> ReplayTrial:

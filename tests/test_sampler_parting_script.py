@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from optuna_lcpred.bench.runner import run_benchmark
+from tests.conftest import load_benchmark_script
 from tests.conftest import make_table
-
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sampler_parting.py"
 
 
 @pytest.fixture
 def parting(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    # As when it runs as a script: its folder first on the path (for ``_replay_cli``).
-    monkeypatch.syspath_prepend(str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("sampler_parting", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("sampler_parting", monkeypatch)
 
 
 def test_summary_counts_members_re_runs_and_regrets(parting: ModuleType) -> None:
