@@ -318,8 +318,22 @@ def test_wrong_password_gives_one_line_without_password(tmp_path: Path, pg_serve
     own = uri.replace("/postgres?", "/lcpred_pw?")
     right = own.replace("postgres:@", "lcpred_pw:right-horse@")
     wrong = own.replace("postgres:@", "lcpred_pw:battery-staple@")
+    # The server rereads pg_hba.conf when it gets to it: wait until the rule is in force (a
+    # connection without a password is refused), or the wrong password would be let in.
+    deadline = time.monotonic() + 30
+    while True:
+        probe = sa.create_engine(with_installed_driver(own.replace("postgres:@", "lcpred_pw:@")))
+        try:
+            with probe.connect():
+                pass
+        except sa.exc.OperationalError:
+            break
+        finally:
+            probe.dispose()
+        assert time.monotonic() < deadline, "pg_hba.conf was not reloaded within 30 s"
+        time.sleep(0.1)
     study_file = _study_file(tmp_path)
-    # The right password connects (so the rule is in force) ...
+    # The right password connects ...
     ok = _cli("run", str(study_file), "--workers", "0", "--storage", right, cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
     # ... the wrong one gives one clear line that names the cause and never the password.
