@@ -48,4 +48,3 @@ def test_a_real_seed_pair_parts_where_the_proposals_first_differ(parting: Module
     report = run_benchmark([table], ["lcpred"], n_trials=40, seeds=[0], sampler="tpe")
     result = report.to_json()["tables"][table.name]["results"]["lcpred"]
     assert record["regrets"][0] == pytest.approx(result["regret_per_seed"][0])
-    assert record["regrets"][1] != record["regrets"][0]  # and the runs ended apart
