@@ -140,8 +140,12 @@ def test_evaluate_rejects_bad_arguments(table: CurveTable) -> None:
         evaluate_table(table, ["last"], [1.5])
 
 
-_CONTRACT = [LastValuePredictor(), LinearLastValuePredictor(), PowerLawPredictor(horizon=1000)]
-_CONTRACT.append(SVRPredictor())
+_CONTRACT = [
+    LastValuePredictor(),
+    LinearLastValuePredictor(),
+    PowerLawPredictor(horizon=1000),
+    SVRPredictor(),
+]
 if installed("dwave.samplers"):  # the quantum extra
     # Few, short anneals: the contract, not the accuracy, is under test.
     _CONTRACT.append(QSVRPredictor(num_reads=5, sampler_params={"num_sweeps": 50}, random_state=0))
