@@ -53,6 +53,7 @@ __all__ = [
     "sampler_view",
     "set_annotations",
     "study_identity",
+    "study_name_and_id",
 ]
 
 RETRY_OF_ATTR = "lcpred:retry_of"
@@ -127,7 +128,12 @@ class FinishedTrialCache:
 
     def __init__(self, predicted_key: str | None = None) -> None:
         self._predicted_key = predicted_key
-        self._study_key: tuple[int, int] | None = None
+        # The study's storage object itself, not its id: a freed storage's id may be reused
+        # by the next study's, and its trials must not pass for that study's.
+        self._storage: Any = None
+        self._study_id = -1
+        #: How many studies this cache has met (a change means: read afresh).
+        self.n_studies = 0
         self._seen: set[int] = set()
         self._first_unfinished = 0
         self.data = CompletedCurves()
@@ -152,9 +158,9 @@ class FinishedTrialCache:
 
     def refresh(self, study: optuna.Study) -> CompletedCurves:
         """Bring the cache up to date with ``study`` and return its COMPLETE trials."""
-        key = (id(study._storage), study._study_id)
-        if key != self._study_key:
-            self._study_key = key
+        if study._storage is not self._storage or study._study_id != self._study_id:
+            self._storage, self._study_id = study._storage, study._study_id
+            self.n_studies += 1
             self._seen = set()
             self._first_unfinished = 0
             self.data = CompletedCurves()
@@ -480,6 +486,12 @@ def frozen_of(trial: optuna.Trial) -> FrozenTrial:
 def study_identity(study: optuna.Study) -> tuple[int, int]:
     """Identifies a study within this process: its storage object and its id there."""
     return id(study._storage), study._study_id
+
+
+def study_name_and_id(study: optuna.Study) -> tuple[str, int]:
+    """Identifies a study in every process that opens it: its name and its id in the storage
+    (a study deleted and created again under the same name gets a new id in an RDB storage)."""
+    return study.study_name, study._study_id
 
 
 def model_store(study: optuna.Study) -> Any:

@@ -284,6 +284,19 @@ class QPUSampler(dimod.Sampler):  # type: ignore[misc]
             cache if cache is not None else EmbeddingCache(cache_dir or default_cache_dir())
         )
         self.n_fallbacks = 0
+        self._connects = child is None  # the QPU connection is this sampler's own
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """All but the lock and a QPU connection this sampler opened (a copy opens its own on
+        first use; a ``child`` given to it is copied with it)."""
+        state = {k: v for k, v in self.__dict__.items() if k != "_lock"}
+        if self._connects:
+            state["_child"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self._lock = threading.Lock()
 
     @property

@@ -270,6 +270,10 @@ class PriorTrainingSet:
         order = np.argsort(prior.finals, kind="stable")
         self._order = order
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the caches of features and fits (a copy fills its own)."""
+        return {**self.__dict__, "_features": {}, "_checks": {}}
+
     #: Below this weight the prior is switched off (its rows would only add noise).
     MIN_WEIGHT = 0.2
 
@@ -293,7 +297,7 @@ class PriorTrainingSet:
     ) -> tuple[np.ndarray, np.ndarray]:
         """All prior rows at study ``steps``: ``(curves, hyper)``, hyperparameters encoded with
         the study's ``encoder`` for ``names``."""
-        key = (tuple(int(s) for s in steps), int(target), id(encoder), tuple(names))
+        key = (tuple(int(s) for s in steps), int(target), _space_key(encoder, names))
         if key not in self._features:
             if len(self._features) > 256:
                 self._features.clear()
@@ -349,7 +353,7 @@ class PriorTrainingSet:
         squared = np.zeros(n)
         counted = np.zeros(n)
         for k in checks:
-            key = (tuple(int(s) for s in grid[: k + 1]), int(target), id(encoder), tuple(names))
+            key = (tuple(int(s) for s in grid[: k + 1]), int(target), _space_key(encoder, names))
             if key not in self._checks:
                 curves, hyper = self.features(grid[: k + 1], target, encoder, names)
                 X = np.hstack([curves[rows], hyper[rows]])
@@ -372,3 +376,10 @@ class PriorTrainingSet:
         weight = min(1.0, (self.n0 + self.n_checked) / (self.n0 + total))
         self.weight = round(weight * 20) / 20  # steps of 0.05: models refit on real changes
         return self.weight
+
+
+def _space_key(encoder: Any, names: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    """The parameters ``names`` with their distributions in ``encoder``: what their encoded
+    columns depend on (an encoder only adds parameters, but a study's encoder is replaced when
+    it is read afresh, and a new object may reuse a freed one's ``id``)."""
+    return tuple((name, encoder.space.get(name)) for name in names)

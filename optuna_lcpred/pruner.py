@@ -98,6 +98,26 @@ _PRIOR_THRESHOLD_QUANTILE = 0.1  # a trial must be able to reach the prior's top
 _WRITTEN_ONCE_TRIM = 256  # trials remembered in the written-once record before finished ones go
 _PRIOR_MATCH_P = 0.05  # ... unless the study's finals are significantly worse than the prior's
 _STARTUP_HINT_EXTRA = {"lcpred_hint": "startup"}  # marks the one-time startup warning
+# Set by ``LCPredictionPruner._start_process_state``: left out of a copy and rebuilt there.
+_PROCESS_STATE = (
+    "_cache",
+    "_matrix",
+    "_models",
+    "_classical",
+    "_layout",
+    "_fits",
+    "_lock",
+    "_study_count",
+    "_prior_version",
+    "_prior_checked",
+    "_prior_good_final",
+    "_last_look",
+    "_hyper_cache",
+    "_store",
+    "_store_for",
+    "_anchor",
+    "_startup_hinted",
+)
 
 
 def is_startup_hint(record: logging.LogRecord) -> bool:
@@ -301,6 +321,13 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     leaves only good trials to learn from, and ``lcpred:audit_would_prune_at`` records the step
     at which one would have been stopped, so the live false-prune rate can be read off them
     (``lcpred:audit``, 1.0, marks them; ``optuna-lcpred report`` counts them).
+
+    The pruner can be pickled and deep-copied, as Optuna's pruners can (Dask's
+    ``client.submit(study.optimize, ...)``, joblib's process backends and ``multiprocessing``
+    with the spawn start method send it to other processes that way): a copy keeps its
+    arguments, its prior and what it wrote on running trials, and rebuilds its models from the
+    study's storage at its first decision. One pruner object may also serve several studies
+    in turn; it starts afresh on each.
 
     .. note::
         Experimental: defaults may change as the benchmark (``optuna-lcpred bench``) improves.
@@ -519,22 +546,16 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._prior: PriorTrainingSet | None = None
         if prior is not None:
             self._prior = PriorTrainingSet(load_prior(prior), size=prior_size)
-        self._prior_version = -1
-        self._prior_checked = (-1, 0)
-        self._prior_good_final: float | None = None  # joins the threshold (loss orientation)
-        self._anchor: int | None = None  # the trial that finishes, so the prior can be checked
         # Keys written once per trial (the audit's would-prune step, the milestone predictions),
-        # by trial number. Remembered here because the trial handed to ``prune`` is Optuna's
-        # cached copy, which never shows what the pruner wrote to the storage itself.
+        # by trial number, in the study ``_records_for`` (its name and id, the same in every
+        # process). Remembered here because the trial handed to ``prune`` is Optuna's cached
+        # copy, which never shows what the pruner wrote to the storage itself; a copy of the
+        # pruner keeps them for that study.
         self._written_once: dict[int, set[str]] = {}
         self._kept_rules: dict[int, set[str]] = {}  # the rules that kept each trial so far
-        # Each running trial's latest look (step index, model, threshold, probability): the
-        # next step's decision to prune reuses it instead of predicting that step again.
-        self._last_look: dict[int, tuple[int, _StepModel, float, float]] = {}
+        self._records_for: tuple[str, int] | None = None
         self._trim_at = _WRITTEN_ONCE_TRIM
-        self._hyper_cache: tuple[tuple[int, bool], list[str], np.ndarray] | None = None
         self._fallback = fallback
-        self._startup_hinted = False
         needed = _trials.completed_trials_needed(fallback)
         if needed is not None and needed >= n_startup_trials:
             # The fallback decides only before this pruner has n_startup_trials COMPLETE trials,
@@ -554,21 +575,59 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._seed = seed
         self._share = bool(share)
         self._share_key = share_key.encode() if share_key else None
-        self._store: Any = None
-        self._store_for: tuple[int, int] | None = None
         self.n_shared_loads = 0
         self.n_shared_rejects = 0
         #: How many step fits chose each predictor (the classical stand-ins that decide while
         #: a background fit runs are counted too), e.g. ``{"svr": 12, "qsvr": 3}``.
         self.selections: Counter[str] = Counter()
+        self._background = uses_annealer if fit_in_background is None else fit_in_background
+        self._start_process_state()
+
+    def _start_process_state(self) -> None:
+        """What this process derives from the storage: read trials, fitted models, threads.
+
+        All of it is rebuilt from the study when needed, so a copy of the pruner (``pickle``,
+        ``copy.deepcopy``: Dask, joblib's process backends or ``multiprocessing`` with spawn
+        send it to another process that way) starts here afresh and refits its models on its
+        first decision, as a new pruner with the same arguments would.
+        """
         self._cache = _trials.FinishedTrialCache(predicted_key=ATTR_PRED_FINAL)
         self._matrix = _CompletedMatrix()
         self._models: dict[int, _StepModel] = {}
         self._classical: dict[int, _StepModel] = {}  # decide while a background fit runs
         self._layout = 0  # counts feature-layout changes; a fit for an older layout is dropped
-        self._background = uses_annealer if fit_in_background is None else fit_in_background
         self._fits = BackgroundFits()
         self._lock = threading.Lock()  # Optuna's n_jobs > 1 shares one pruner across threads
+        self._study_count = 0  # the cache's count of studies met, when the next was last met
+        self._start_study_state()
+
+    def _start_study_state(self) -> None:
+        """Forget what belongs to the study met before (the cache, read afresh, makes the
+        models stale by itself)."""
+        self._prior_version = -1
+        self._prior_checked = (-1, 0)
+        self._prior_good_final: float | None = None  # joins the threshold (loss orientation)
+        # Each running trial's latest look (step index, model, threshold, probability): the
+        # next step's decision to prune reuses it instead of predicting that step again.
+        self._last_look: dict[int, tuple[int, _StepModel, float, float]] = {}
+        self._hyper_cache: tuple[tuple[int, bool], list[str], np.ndarray] | None = None
+        self._store: Any = None
+        self._store_for: tuple[int, int] | None = None
+        self._anchor: int | None = None  # the trial that finishes, so the prior can be checked
+        self._startup_hinted = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The arguments, the prior and the per-trial records, without what
+        :meth:`_start_process_state` rebuilds (threads and locks cannot be copied)."""
+        with self._lock:
+            state = dict(self.__dict__)
+        for name in _PROCESS_STATE:
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._start_process_state()
 
     def is_audit_trial(self, number: int) -> bool:
         """Whether trial ``number`` is an audit trial (never pruned for a prediction)."""
@@ -591,6 +650,15 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         decision: _Decision | None = None
         with self._lock:
             data = self._cache.refresh(study)
+            if self._cache.n_studies != self._study_count:
+                # The first decision of this process, or another study than the last (a
+                # pruner object may be reused for several studies, one after the other).
+                self._study_count = self._cache.n_studies
+                self._start_study_state()
+                if _trials.study_name_and_id(study) != self._records_for:
+                    self._records_for = _trials.study_name_and_id(study)
+                    self._written_once.clear()
+                    self._kept_rules.clear()
             records = (self._written_once, self._last_look, self._kept_rules)
             if max(len(record) for record in records) > self._trim_at:
                 # Finished trials are never decided again: forget what was kept for them,

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PredictedFinalSampler"]
 
+_MAX_VIEWS = 8  # views of different studies kept at once
+
 
 class PredictedFinalSampler(BaseSampler):
     """Wrap a sampler so that it sees pruned trials at their predicted final value.
@@ -71,6 +73,16 @@ class PredictedFinalSampler(BaseSampler):
         self._views: dict[tuple[int, int], Study] = {}
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The base sampler and the key; a copy (pickle, ``copy.deepcopy``) makes its own
+        views of the study, as Optuna's samplers can be sent to other processes."""
+        return {"_base": self._base, "_key": self._key}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._views = {}
+        self._lock = threading.Lock()
+
     @property
     def base_sampler(self) -> BaseSampler:
         """The wrapped sampler."""
@@ -81,6 +93,11 @@ class PredictedFinalSampler(BaseSampler):
         with self._lock:
             view = self._views.get(ident)
             if view is None:
+                # A view holds its study's storage, so a cached id cannot be reused by another
+                # storage; only the latest few are kept, so that a sampler reused for study
+                # after study does not keep every finished one in memory.
+                if len(self._views) >= _MAX_VIEWS:
+                    del self._views[next(iter(self._views))]
                 view = self._views[ident] = _trials.sampler_view(study, self._key, self._base)
             return view
 

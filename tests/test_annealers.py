@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import pickle
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -196,3 +199,47 @@ def test_qsvr_trains_through_the_qpu_path(tmp_path: Path, advantage: MockDWaveSa
     assert qpu.cache.n_computed == 1  # one embedding serves both members
     # ... giving a usable model: finite predictions and held-out predictions for every row.
     assert np.isfinite(model.predict(X)).all() and np.isfinite(model.oob_prediction_).all()
+
+
+class _Connection(MockDWaveSampler):  # type: ignore[misc]
+    """A QPU client as DWaveSampler is one: it holds what a copy cannot take (a socket)."""
+
+    opened = 0
+
+    def __init__(self, solver: Any = None) -> None:
+        from dwave.samplers import SimulatedAnnealingSampler
+
+        super().__init__(
+            substitute_sampler=SimulatedAnnealingSampler(), substitute_kwargs={"seed": 0}
+        )
+        self.solver_asked = solver
+        self.socket = threading.Lock()
+        type(self).opened += 1
+
+
+def _assert_solved_on_the_qpu_path(result: dimod.SampleSet, bqm: dimod.BQM) -> None:
+    assert "fallback" not in result.info and "chain_lengths" in result.info
+    assert sorted(result.variables) == sorted(bqm.variables)
+    np.testing.assert_allclose(result.record.energy, bqm.energies(result), atol=1e-9)
+
+
+def test_a_copy_opens_its_own_qpu_connection_and_keeps_a_given_child(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dwave.system
+
+    monkeypatch.setattr(dwave.system, "DWaveSampler", _Connection)
+    bqm = _reference_bqm(2)
+    own = QPUSampler(solver="Advantage_system4.1", cache_dir=tmp_path, timeout=30.0)
+    _assert_solved_on_the_qpu_path(own.sample(bqm, num_reads=5), bqm)
+    assert _Connection.opened == 1
+    copied = pickle.loads(pickle.dumps(own))  # the connection stays behind
+    assert copied._child is None and own._child is not None
+    assert copied.timeout == 30.0 and copied.cache.directory == own.cache.directory
+    _assert_solved_on_the_qpu_path(copied.sample(bqm, num_reads=5), bqm)
+    assert _Connection.opened == 2 and copied.child.solver_asked == "Advantage_system4.1"
+    # A child handed to the sampler goes with the copy (here a mock that can be copied).
+    given = QPUSampler(MockDWaveSampler(), cache_dir=tmp_path)
+    twin = copy.deepcopy(given)
+    assert isinstance(twin._child, MockDWaveSampler) and twin._child is not given._child
+    _assert_solved_on_the_qpu_path(twin.sample(bqm, num_reads=5), bqm)

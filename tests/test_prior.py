@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -347,3 +348,24 @@ def test_a_prior_switched_off_leaves_no_model_behind(
     # shape error). Nothing decides until the study has a model of its own.
     assert not pruned
     assert "lcpred:prob_improve" not in study.trials[trial.number].user_attrs
+
+
+def test_prior_features_are_cached_by_the_search_space_not_by_the_encoder_object() -> None:
+    # An encoder is replaced when a study is read afresh (another study, say), and the new one
+    # may reuse the freed one's id: the cached features must follow the distributions.
+    from optuna_lcpred._search_space import ParamEncoder
+    from optuna_lcpred.prior import PriorTrainingSet
+
+    prior = PriorTrainingSet(load_prior(make_table(30, 12, seed=3)), size=300)
+    steps = np.arange(4)
+
+    def encoder(high: float) -> ParamEncoder:
+        made = ParamEncoder()
+        made.update([{"lr": FloatDistribution(1e-4, high, log=True)}])
+        return made
+
+    narrow = prior.features(steps, 11, encoder(1e-1), ["lr"])[1]
+    wide = prior.features(steps, 11, encoder(1.0), ["lr"])[1]
+    assert not np.allclose(narrow, wide)  # the same name on another range encodes otherwise
+    assert prior.features(steps, 11, encoder(1e-1), ["lr"])[1] is narrow  # an equal space
+    assert not pickle.loads(pickle.dumps(prior))._features  # a copy fills its own cache

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import warnings
+from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -681,3 +683,35 @@ def test_written_once_record_forgets_finished_trials(monkeypatch: pytest.MonkeyP
     live.report(0.2, 3)
     assert not live.should_prune()
     assert study.trials[live.number].user_attrs["lcpred:pred_at_10pct"] == first
+
+
+def test_a_pruner_reused_for_another_study_starts_afresh() -> None:
+    # One pruner object, two in-memory studies one after the other: the second must not
+    # inherit the first's finished trials, though its storage may sit where the first one's
+    # was freed (and once did, giving it the same id), nor its per-trial records, though its
+    # trial numbers repeat.
+    pruner = LCPredictionPruner(3)
+
+    def objective(offset: float) -> Callable[[optuna.Trial], float]:
+        def run(trial: optuna.Trial) -> float:
+            x = trial.suggest_float("x", 0.0, 1.0)
+            for step, value in enumerate(curve_for(x)):
+                trial.report(value + offset, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+            return curve_for(x)[-1] + offset
+
+        return run
+
+    for offset in (0.0, 5.0):  # the second study is worse than the first everywhere
+        study = optuna.create_study(pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+        study.optimize(objective(offset), n_trials=12)
+        states = [t.state for t in study.trials]
+        assert states[:3] == [TrialState.COMPLETE] * 3  # its own startup trials
+        assert TrialState.PRUNED in states
+        decided = [t for t in study.trials[3:] if "lcpred:n_train" in t.user_attrs]
+        assert decided[0].user_attrs["lcpred:n_train"] == 3.0
+        # Milestone predictions are written in each study, on the same trial numbers.
+        assert all("lcpred:pred_at_10pct" in t.user_attrs for t in decided)
+        del study
+        gc.collect()

@@ -202,3 +202,22 @@ class TestOptunaSamplerSuites(BasicSamplerTestCase, RelativeSamplerTestCase):  #
         return lambda: PredictedFinalSampler(
             optuna.samplers.TPESampler(multivariate=True, n_startup_trials=0, seed=0)
         )
+
+
+def test_a_sampler_reused_for_study_after_study_keeps_only_the_latest_views() -> None:
+    import gc
+    import weakref
+
+    from optuna_lcpred import sampler as sampler_module
+
+    wrapper = PredictedFinalSampler(optuna.samplers.RandomSampler(seed=0))
+    storages = []
+    for _ in range(sampler_module._MAX_VIEWS + 3):
+        study = optuna.create_study(sampler=wrapper)
+        study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=2)
+        storages.append(weakref.ref(study._storage))
+        del study
+    gc.collect()
+    assert len(wrapper._views) == sampler_module._MAX_VIEWS
+    # The oldest studies' storages are no longer held; the latest ones still serve their views.
+    assert storages[0]() is None and storages[-1]() is not None
