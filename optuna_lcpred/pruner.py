@@ -599,21 +599,36 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._fits = BackgroundFits()
         self._lock = threading.Lock()  # Optuna's n_jobs > 1 shares one pruner across threads
         self._study_count = 0  # the cache's count of studies met, when the next was last met
-        self._start_study_state()
-
-    def _start_study_state(self) -> None:
-        """Forget what belongs to the study met before (the cache, read afresh, makes the
-        models stale by itself)."""
-        self._prior_version = -1
-        self._prior_checked = (-1, 0)
-        self._prior_good_final: float | None = None  # joins the threshold (loss orientation)
         # Each running trial's latest look (step index, model, threshold, probability): the
         # next step's decision to prune reuses it instead of predicting that step again.
         self._last_look: dict[int, tuple[int, _StepModel, float, float]] = {}
+        self._anchor: int | None = None  # the trial that finishes, so the prior can be checked
+        self._startup_hinted = False
+        self._start_reading()
+
+    def _start_reading(self) -> None:
+        """Forget what was derived from the trials read before the cache started afresh (the
+        models go stale by themselves: the cache hands over new data)."""
+        self._prior_version = -1
+        self._prior_checked = (-1, 0)
+        self._prior_good_final: float | None = None  # joins the threshold (loss orientation)
         self._hyper_cache: tuple[tuple[int, bool], list[str], np.ndarray] | None = None
         self._store: Any = None
         self._store_for: tuple[int, int] | None = None
-        self._anchor: int | None = None  # the trial that finishes, so the prior can be checked
+
+    def _meet(self, study: optuna.Study) -> None:
+        """Called when the cache started reading ``study`` afresh: on this process's first
+        decision, for another study (a pruner object may serve several in turn), or for the
+        same study through another storage object (``optuna.load_study`` in two threads)."""
+        self._study_count = self._cache.n_studies
+        self._start_reading()
+        if _trials.study_name_and_id(study) == self._records_for:
+            return  # the same study: its running trials' records still hold
+        self._records_for = _trials.study_name_and_id(study)
+        self._written_once.clear()
+        self._kept_rules.clear()
+        self._last_look.clear()
+        self._anchor = None
         self._startup_hinted = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -651,14 +666,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         with self._lock:
             data = self._cache.refresh(study)
             if self._cache.n_studies != self._study_count:
-                # The first decision of this process, or another study than the last (a
-                # pruner object may be reused for several studies, one after the other).
-                self._study_count = self._cache.n_studies
-                self._start_study_state()
-                if _trials.study_name_and_id(study) != self._records_for:
-                    self._records_for = _trials.study_name_and_id(study)
-                    self._written_once.clear()
-                    self._kept_rules.clear()
+                self._meet(study)
             records = (self._written_once, self._last_look, self._kept_rules)
             if max(len(record) for record in records) > self._trim_at:
                 # Finished trials are never decided again: forget what was kept for them,

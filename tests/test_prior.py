@@ -369,3 +369,23 @@ def test_prior_features_are_cached_by_the_search_space_not_by_the_encoder_object
     assert not np.allclose(narrow, wide)  # the same name on another range encodes otherwise
     assert prior.features(steps, 11, encoder(1e-1), ["lr"])[1] is narrow  # an equal space
     assert not pickle.loads(pickle.dumps(prior))._features  # a copy fills its own cache
+
+
+def test_two_study_objects_of_one_study_share_a_pruner_as_one(tmp_path: Path) -> None:
+    # optuna.load_study in two threads of one process gives two Study objects (two storage
+    # objects) for one study; a pruner shared by them must treat them as that one study, not
+    # start afresh at each switch (here: it would make each trial its own anchor and stop
+    # nothing on the prior's word).
+    prior = make_table(60, 12, seed=3)
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    pruner = LCPredictionPruner(prior=prior)
+    optuna.create_study(study_name="one", storage=url)
+    first = optuna.load_study(study_name="one", storage=url, pruner=pruner)
+    second = optuna.load_study(study_name="one", storage=url, pruner=pruner)
+    anchor, pruned = _run(first, HOPELESS)
+    assert not pruned  # trial 0 anchors the study, still running
+    _, pruned = _run(second, HOPELESS)
+    assert pruned
+    _, pruned = _run(first, HOPELESS)
+    assert pruned
+    assert pruner._anchor == anchor.number
