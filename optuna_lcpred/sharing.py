@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -371,7 +372,9 @@ class ModelStore:
 class RDBModelStore(ModelStore):
     """Records in table ``lcpred_shared_models`` of the study's own database."""
 
-    _tables: ClassVar[dict[tuple[int, str], Any]] = {}
+    # The table, created once per engine (held weakly: a freed engine's id may be reused by
+    # an engine for another database, which must get its table created too).
+    _tables: ClassVar[weakref.WeakKeyDictionary[Engine, Any]] = weakref.WeakKeyDictionary()
 
     def __init__(self, engine: Engine, study_id: int) -> None:
         self._engine = engine
@@ -383,8 +386,7 @@ class RDBModelStore(ModelStore):
         import sqlalchemy as sa
         from sqlalchemy.dialects import mysql
 
-        key = (id(engine), engine.url.render_as_string(hide_password=True))
-        if key not in cls._tables:
+        if engine not in cls._tables:
             metadata = sa.MetaData()
             table = sa.Table(
                 "lcpred_shared_models",
@@ -395,8 +397,8 @@ class RDBModelStore(ModelStore):
                 sa.Column("signature", sa.String(128), nullable=False),
             )
             metadata.create_all(engine, checkfirst=True)
-            cls._tables[key] = table
-        return cls._tables[key]
+            cls._tables[engine] = table
+        return cls._tables[engine]
 
     def load(self, name: str) -> tuple[str, str] | None:
         import sqlalchemy as sa

@@ -221,3 +221,29 @@ def test_in_memory_studies_share_nothing() -> None:
     running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))[0]
     pruner.prune(study, running)
     assert pruner.n_shared_loads == 0 and pruner.n_shared_rejects == 0
+
+
+def test_a_database_made_again_at_the_same_url_gets_its_table(tmp_path: Path) -> None:
+    # The table is created once per engine. A database deleted and made again at the same URL
+    # is reached through a new engine, which may sit where the freed one did (same id): it
+    # must get its table all the same, so engines are remembered as objects, and only while
+    # they live.
+    import gc
+
+    import sqlalchemy as sa
+
+    from optuna_lcpred.sharing import RDBModelStore
+
+    url = f"sqlite:///{tmp_path / 'models.db'}"
+    known = len(RDBModelStore._tables)
+    for _ in range(3):
+        engine = sa.create_engine(url)
+        store = RDBModelStore(engine, study_id=0)
+        assert store.load("step-1") is None
+        store.save("step-1", "{}", "signature")
+        assert store.load("step-1") == ("{}", "signature")
+        engine.dispose()
+        del store, engine
+        gc.collect()
+        (tmp_path / "models.db").unlink()
+    assert len(RDBModelStore._tables) <= known  # freed engines are not held on to
