@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,20 +100,19 @@ class MLPFObjective:
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int = 1,
     ) -> None:
-        if epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs!r}")
-        if n_events < 2:
-            raise ValueError(f"n_events must be >= 2, got {n_events!r}")
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction!r}")
+        _check_int("epochs", epochs, 1)
+        _check_int("n_events", n_events, 2)
+        _check_int("max_events", max_events, 1, optional=True)
+        _check_int("checkpoint_every", checkpoint_every, 1)
+        _check_int("num_threads", num_threads, 1, optional=True)
+        _check_int("seed", seed, 0)
+        _check_int("data_seed", data_seed, 0)
         if (
-            isinstance(checkpoint_every, bool)
-            or not isinstance(checkpoint_every, int)
-            or checkpoint_every < 1
+            isinstance(val_fraction, bool)
+            or not isinstance(val_fraction, (int, float))
+            or not 0.0 < val_fraction < 1.0
         ):
-            raise ValueError(f"checkpoint_every must be an int >= 1, got {checkpoint_every!r}")
-        if num_threads is not None and num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, got {num_threads!r}")
+            raise ValueError(f"val_fraction must be a number in (0, 1), got {val_fraction!r}")
         self._data = data
         self._n_events = n_events
         self._max_events = max_events
@@ -381,3 +381,13 @@ def _resolve_device(device: str) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but PyTorch sees no CUDA device")
     return resolved
+
+
+def _check_int(name: str, value: Any, minimum: int, *, optional: bool = False) -> None:
+    """A ``ValueError`` naming ``value`` unless it is an int >= ``minimum`` (or None where
+    ``optional``): options come from study files and ``--set`` as text as well."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        also = " or None" if optional else ""
+        raise ValueError(f"{name} must be an int >= {minimum}{also}, got {value!r}")

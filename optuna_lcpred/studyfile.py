@@ -163,7 +163,7 @@ class StudyConfig:
         target = self.objective_factory()
         try:
             objective = target(**self.objective_options)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # an unknown option, or a bad value
             raise StudyFileError(f"{self.source}: objective.options: {exc}") from None
         if not callable(objective):
             raise StudyFileError(

@@ -170,6 +170,18 @@ def test_objective_rejects_bad_options() -> None:
         MLPFObjective(search_space={"momentum": 0.9})
     with pytest.raises(ValueError, match="checkpoint_every must be an int >= 1, got 0"):
         MLPFObjective(checkpoint_every=0)
+    # Study files and --set hand over text too: the error names the value, not a comparison.
+    with pytest.raises(ValueError, match="epochs must be an int >= 1, got 'abc'"):
+        MLPFObjective(epochs="abc")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"n_events must be an int >= 2, got 2\.5"):
+        MLPFObjective(n_events=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_events must be an int >= 1 or None, got '10'"):
+        MLPFObjective(max_events="10")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"val_fraction must be a number in \(0, 1\), got '0\.2'"):
+        MLPFObjective(val_fraction="0.2")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seed must be an int >= 0, got -1"):
+        MLPFObjective(seed=-1)
+    assert MLPFObjective(epochs=np.int64(3), max_events=None).epochs == 3
 
 
 class _StopAt(optuna.pruners.BasePruner):

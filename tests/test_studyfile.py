@@ -227,6 +227,21 @@ def test_a_percentage_of_the_objectives_steps(tmp_path: Path) -> None:
         config.make_pruner(objective)
 
 
+def test_a_bad_objective_option_value_names_the_file_and_the_value(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    path = _write(
+        tmp_path,
+        '[study]\nname = "m"\nn_trials = 1\n[objective]\ntarget = "mlpf_objective:MLPFObjective"'
+        "\n[objective.options]\nepochs = 10\n",
+    )
+    config = load_study_file(path, ["objective.options.epochs=abc"])  # not TOML: text
+    with pytest.raises(
+        StudyFileError,
+        match=r"study\.toml: objective\.options: epochs must be an int >= 1, got 'abc'",
+    ):
+        config.make_objective()
+
+
 def test_a_percentage_of_the_mlpf_epochs_follows_a_set(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     path = _write(
