@@ -354,7 +354,10 @@ def _load_study(args: argparse.Namespace) -> optuna.Study:
 
     if not args.storage:
         raise CLIUsageError("--storage is required (or set OPTUNA_STORAGE)")
-    storage = open_storage(args.storage)
+    try:
+        storage = open_storage(args.storage, must_exist=True)  # a typo leaves no new database
+    except ValueError as exc:
+        raise CLIUsageError(f"--storage: {exc}") from None
     study_name = args.study
     if study_name is None:
         summaries = optuna.get_all_study_summaries(storage, include_best_trial=False)

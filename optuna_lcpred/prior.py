@@ -214,7 +214,10 @@ def _load_one(item: Any) -> CurveTable:
     from optuna_lcpred.storage import redact_url
 
     try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+        storage = open_storage(storage_url, must_exist=True)
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except ValueError as exc:
+        raise PriorError(f"prior {redact_url(text)}: {exc}") from None
     except KeyError:
         raise PriorError(f"prior: no study {study_name!r} in {redact_url(storage_url)}") from None
     return _from_study(study)

@@ -16,7 +16,7 @@ __all__ = ["open_storage", "redact_text", "redact_url"]
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def open_storage(url: str) -> str | BaseStorage:
+def open_storage(url: str, *, must_exist: bool = False) -> str | BaseStorage:
     """What Optuna should open for ``url``.
 
     - ``dialect://...`` (``sqlite:///x.db``, ``postgresql://...``, ``mysql://...``): an RDB URL,
@@ -25,14 +25,22 @@ def open_storage(url: str) -> str | BaseStorage:
       ``JournalStorage`` on a ``JournalFileBackend`` at that path.
     - A path to an existing SQLite database file: ``sqlite:///PATH``.
 
+    With ``must_exist`` (commands that only read a study), an SQLite or journal file that does
+    not exist is an error rather than a new empty storage left behind.
+
     Raises:
-        ValueError: ``url`` is empty, or a plain path to a file that does not exist.
+        ValueError: ``url`` is empty, or a plain path to a file that does not exist, or (with
+            ``must_exist``) names an SQLite database or journal file that does not exist.
     """
     if not url:
         raise ValueError("storage URL is empty; expected e.g. sqlite:///study.db")
     if "://" in url:
+        if must_exist:
+            _check_sqlite_file(url)
         return url
     if url.startswith("journal:"):
+        if must_exist and not Path(url[len("journal:") :]).is_file():
+            raise ValueError(f"no journal file at {url[len('journal:') :]!r}")
         return _journal(url[len("journal:") :])
     path = Path(url)
     if not path.is_file():
@@ -44,6 +52,23 @@ def open_storage(url: str) -> str | BaseStorage:
         if handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC:
             return f"sqlite:///{path}"
     return _journal(str(path))
+
+
+def _check_sqlite_file(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # not a URL SQLAlchemy reads: Optuna will say so
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    if database.startswith("file:"):  # sqlite:///file:path?mode=ro&uri=true
+        return
+    if not Path(database).is_file():
+        raise ValueError(f"no SQLite database at {database!r} (from {redact_url(url)})")
 
 
 def _journal(path: str) -> BaseStorage:

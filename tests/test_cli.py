@@ -140,6 +140,20 @@ def test_export_curves_from_sqlite(tmp_path: Path) -> None:
     assert run.returncode == 1 and "'nope'" in run.stderr
 
 
+@pytest.mark.parametrize("command", ["report", "export-curves"])
+def test_reading_a_study_from_a_missing_file_leaves_no_new_database(
+    tmp_path: Path, command: str
+) -> None:
+    out = [str(tmp_path / "out.csv")] if command == "export-curves" else []
+    typo = tmp_path / "stduy.db"
+    run = cli(command, "--storage", f"sqlite:///{typo}", "--study", "s", *out, check=False)
+    assert run.returncode == 1 and f"--storage: no SQLite database at '{typo}'" in run.stderr
+    journal = tmp_path / "stduy.log"
+    run = cli(command, "--storage", f"journal:{journal}", "--study", "s", *out, check=False)
+    assert run.returncode == 1 and f"no journal file at '{journal}'" in run.stderr
+    assert not typo.exists() and not journal.exists()
+
+
 def test_bench_with_a_prior_split_and_a_prior_table(table_file: Path, tmp_path: Path) -> None:
     out = cli(
         "bench", str(table_file), "--pruners", "lcpred,lcpred:prior=none,median",

@@ -197,6 +197,15 @@ def test_unreadable_priors_raise_clear_errors(spec: Any, message: str) -> None:
         LCPredictionPruner(prior=spec)
 
 
+def test_a_prior_from_a_missing_database_is_an_error_that_creates_nothing(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "old.db"
+    with pytest.raises(PriorError, match="no SQLite database at"):
+        LCPredictionPruner(prior=f"sqlite:///{missing}:mlpf-v1")
+    assert not missing.exists()
+
+
 def test_a_prior_without_a_usable_run_is_an_error_at_construction(tmp_path: Path) -> None:
     table = make_table(5, 6)
     curves = table.curves.copy()
