@@ -273,6 +273,10 @@ class PriorTrainingSet:
         order = np.argsort(prior.finals, kind="stable")
         self._order = order
 
+    def reset_weight(self) -> None:
+        """Full weight, as before any study's trials were checked against the prior."""
+        self.weight, self.n_checked = 1.0, 0
+
     def __getstate__(self) -> dict[str, Any]:
         """Everything but the caches of features and fits (a copy fills its own)."""
         return {**self.__dict__, "_features": {}, "_checks": {}}

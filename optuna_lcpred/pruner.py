@@ -598,7 +598,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._layout = 0  # counts feature-layout changes; a fit for an older layout is dropped
         self._fits = BackgroundFits()
         self._lock = threading.Lock()  # Optuna's n_jobs > 1 shares one pruner across threads
-        self._study_count = 0  # the cache's count of studies met, when the next was last met
+        self._study_count = 0  # the cache's count of fresh reads, as ``_meet`` last saw it
         # Each running trial's latest look (step index, model, threshold, probability): the
         # next step's decision to prune reuses it instead of predicting that step again.
         self._last_look: dict[int, tuple[int, _StepModel, float, float]] = {}
@@ -630,6 +630,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._last_look.clear()
         self._anchor = None
         self._startup_hinted = False
+        if self._prior is not None:
+            self._prior.reset_weight()  # another study checks the prior anew
 
     def __getstate__(self) -> dict[str, Any]:
         """The arguments, the prior and the per-trial records, without what

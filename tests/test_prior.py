@@ -278,6 +278,22 @@ def test_the_prior_weight_falls_when_the_study_contradicts_it() -> None:
     assert contradicted._hyper_names() == ["lr", "width"]
 
 
+def test_a_pruner_reused_for_another_study_weighs_its_prior_afresh() -> None:
+    prior = make_table(80, 12, seed=3)
+    other_task = make_table(80, 12, seed=4)
+    stuck = other_task.curves.copy()
+    stuck[:, 3:] = 2.0
+    other_task = _with_curves(other_task, stuck)
+    contradicted, _ = _decide_after(prior, other_task, list(range(6)))
+    assert contradicted._prior is not None and contradicted._prior.n_used == 0  # switched off
+    # The same pruner on a new study: the prior is in use again from its first trials on.
+    study = optuna.create_study(pruner=contradicted)
+    _, pruned = _run(study, HOPELESS)
+    assert not pruned  # the anchor
+    second, pruned = _run(study, HOPELESS)
+    assert pruned and study.trials[second.number].user_attrs["lcpred:prior_weight"] == 1.0
+
+
 def test_prior_options_are_checked() -> None:
     with pytest.raises(ValueError, match="prior_size must be an integer >= 1, got 0"):
         LCPredictionPruner(prior=make_table(), prior_size=0)
