@@ -716,12 +716,14 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         prune = decision.prune and not audit
         if prune:
             attrs = {**attrs, ATTR_PRUNED_AT: float(step)}
-        if audit and self._first_write(trial, ATTR_AUDIT):
-            attrs = {**attrs, ATTR_AUDIT: 1.0}
-        if audit and decision.prune and self._first_write(trial, ATTR_AUDIT_WOULD_PRUNE):
-            # Where the pruner would have stopped it: with the trial's final value, this is
-            # the live false-prune rate.
-            attrs = {**attrs, ATTR_AUDIT_WOULD_PRUNE: float(step)}
+        if audit:
+            with self._lock:  # the record is trimmed under the lock by other threads' decisions
+                if self._first_write(trial, ATTR_AUDIT):
+                    attrs = {**attrs, ATTR_AUDIT: 1.0}
+                if decision.prune and self._first_write(trial, ATTR_AUDIT_WOULD_PRUNE):
+                    # Where the pruner would have stopped it: with the trial's final value,
+                    # this is the live false-prune rate.
+                    attrs = {**attrs, ATTR_AUDIT_WOULD_PRUNE: float(step)}
         # A decision to prune is written before the trial ends, so the pruned trial shows why;
         # the others go to a background writer and cost the training loop no database commit.
         _trials.set_annotations(study, trial, attrs, wait=prune)
