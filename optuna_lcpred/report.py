@@ -216,9 +216,10 @@ class StudyReport:
                 f"{'within 2':>9} {'Spearman':>9}"
             )
             for c in self.calibration:
+                rho = c.spearman if math.isfinite(c.spearman) else None  # "-": too few trials
                 lines.append(
                     f"{c.percent:>5}% {c.n:>4} {c.mae:>9.4g} {c.within_1:>16.0%} "
-                    f"{c.within_2:>9.0%} {_cell(c.spearman, '.2f', 9)}"
+                    f"{c.within_2:>9.0%} {_cell(rho, '.2f', 9)}"
                 )
             lines.append("(a calibrated spread holds about 68 % within 1 spread, 95 % within 2)")
         else:

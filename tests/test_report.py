@@ -326,3 +326,7 @@ def test_a_heartbeat_retry_does_not_report_the_failed_runs_predictions_as_its_ow
     # Only the retry's own prediction (at 50 %) is set against its final value.
     assert [(c.percent, c.n) for c in report.calibration] == [(50, 1)]
     assert report.calibration[0].mae == pytest.approx(0.1)
+    # One trial has no rank correlation: NaN in Python, a dash in the text.
+    assert math.isnan(report.calibration[0].spearman)
+    row = next(line for line in report.format().splitlines() if line.startswith("   50%"))
+    assert row.split()[-1] == "-" and "nan" not in report.format()
