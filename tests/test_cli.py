@@ -35,6 +35,15 @@ def table_file(tmp_path: Path) -> Path:
 def test_version() -> None:
     out = cli("--version")
     assert out.stdout.startswith("optuna-lcpred ")
+    # The same command as ``python -m optuna_lcpred`` (job scripts that name their Python).
+    package = subprocess.run(
+        [sys.executable, "-m", "optuna_lcpred", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert package.stdout == out.stdout
 
 
 def test_bench_writes_table_json_and_plot(table_file: Path, tmp_path: Path) -> None:
