@@ -22,6 +22,7 @@ from optuna_lcpred import pruner as pruner_module
 from optuna_lcpred._trials import flush_annotations
 from tests.conftest import make_table
 from tests.test_pruner import curve_for
+from tests.test_pruner import curve_objective
 from tests.test_pruner import make_study
 from tests.test_pruner import running
 
@@ -117,15 +118,6 @@ def test_the_process_state_is_what_a_copy_leaves_out() -> None:
     assert {"_min_prob", "_prior", "_written_once", "_kept_rules", "selections"} <= set(state)
 
 
-def _objective(trial: optuna.Trial) -> float:
-    x = trial.suggest_float("x", 0.0, 1.0)
-    for step, value in enumerate(curve_for(x)):
-        trial.report(value, step)
-        if trial.should_prune():
-            raise optuna.TrialPruned()
-    return curve_for(x)[-1]
-
-
 @pytest.mark.parametrize("make_copy", COPIES)
 def test_a_copied_sampler_and_pruner_continue_as_the_originals(
     make_copy: Callable[[Any], Any],
@@ -135,20 +127,20 @@ def test_a_copied_sampler_and_pruner_continue_as_the_originals(
         return optuna.create_study(sampler=sampler, pruner=LCPredictionPruner(3))
 
     a, b = study(), study()
-    a.optimize(_objective, n_trials=15)
-    b.optimize(_objective, n_trials=15)
+    a.optimize(curve_objective, n_trials=15)
+    b.optimize(curve_objective, n_trials=15)
     assert any(t.state == TrialState.PRUNED for t in b.trials)  # the view has work to do
     b.sampler = make_copy(b.sampler)
     b.pruner = make_copy(b.pruner)
     assert isinstance(b.sampler, PredictedFinalSampler) and not b.sampler._views
-    a.optimize(_objective, n_trials=15)
-    b.optimize(_objective, n_trials=15)
+    a.optimize(curve_objective, n_trials=15)
+    b.optimize(curve_objective, n_trials=15)
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
     assert [t.state for t in a.trials] == [t.state for t in b.trials]
 
 
 def _optimize_in_this_process(study: optuna.Study, n_trials: int) -> None:
-    study.optimize(_objective, n_trials=n_trials)
+    study.optimize(curve_objective, n_trials=n_trials)
 
 
 def test_a_study_sent_to_a_spawned_process_prunes_there(tmp_path: Path) -> None:
@@ -160,7 +152,7 @@ def test_a_study_sent_to_a_spawned_process_prunes_there(tmp_path: Path) -> None:
         sampler=PredictedFinalSampler(optuna.samplers.TPESampler(seed=0, n_startup_trials=5)),
         pruner=LCPredictionPruner(3),
     )
-    study.optimize(_objective, n_trials=5)  # the parent's pruner and sampler are in use
+    study.optimize(curve_objective, n_trials=5)  # the parent's pruner and sampler are in use
     process = multiprocessing.get_context("spawn").Process(
         target=_optimize_in_this_process, args=(study, 25)
     )

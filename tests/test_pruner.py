@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import math
 import warnings
-from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,16 @@ def running(study: optuna.Study, x: float, values: Sequence[float]) -> tuple[opt
     for step, value in enumerate(values):
         trial.report(value, step)
     return trial, trial.should_prune()
+
+
+def curve_objective(trial: optuna.Trial, offset: float = 0.0) -> float:
+    """An objective that reports ``curve_for(x) + offset`` and stops when told."""
+    x = trial.suggest_float("x", 0.0, 1.0)
+    for step, value in enumerate(curve_for(x)):
+        trial.report(value + offset, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return curve_for(x)[-1] + offset
 
 
 def test_far_worse_is_pruned_and_better_than_all_is_not() -> None:
@@ -429,18 +439,10 @@ def test_a_new_parameter_after_models_were_fitted() -> None:
 
 
 def test_threads_share_one_pruner() -> None:
-    def objective(trial: optuna.Trial) -> float:
-        x = trial.suggest_float("x", 0.0, 1.0)
-        for step, value in enumerate(curve_for(x)):
-            trial.report(value, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return curve_for(x)[-1]
-
     study = optuna.create_study(
         sampler=optuna.samplers.RandomSampler(seed=0), pruner=LCPredictionPruner(3)
     )
-    study.optimize(objective, n_trials=40, n_jobs=2)
+    study.optimize(curve_objective, n_trials=40, n_jobs=2)
     states = {t.state for t in study.trials}
     assert states <= {TrialState.COMPLETE, TrialState.PRUNED} and TrialState.PRUNED in states
 
@@ -691,21 +693,9 @@ def test_a_pruner_reused_for_another_study_starts_afresh() -> None:
     # was freed (and once did, giving it the same id), nor its per-trial records, though its
     # trial numbers repeat.
     pruner = LCPredictionPruner(3)
-
-    def objective(offset: float) -> Callable[[optuna.Trial], float]:
-        def run(trial: optuna.Trial) -> float:
-            x = trial.suggest_float("x", 0.0, 1.0)
-            for step, value in enumerate(curve_for(x)):
-                trial.report(value + offset, step)
-                if trial.should_prune():
-                    raise optuna.TrialPruned()
-            return curve_for(x)[-1] + offset
-
-        return run
-
     for offset in (0.0, 5.0):  # the second study is worse than the first everywhere
         study = optuna.create_study(pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
-        study.optimize(objective(offset), n_trials=12)
+        study.optimize(functools.partial(curve_objective, offset=offset), n_trials=12)
         states = [t.state for t in study.trials]
         assert states[:3] == [TrialState.COMPLETE] * 3  # its own startup trials
         assert TrialState.PRUNED in states
