@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -98,26 +99,6 @@ _PRIOR_THRESHOLD_QUANTILE = 0.1  # a trial must be able to reach the prior's top
 _WRITTEN_ONCE_TRIM = 256  # trials remembered in the written-once record before finished ones go
 _PRIOR_MATCH_P = 0.05  # ... unless the study's finals are significantly worse than the prior's
 _STARTUP_HINT_EXTRA = {"lcpred_hint": "startup"}  # marks the one-time startup warning
-# Set by ``LCPredictionPruner._start_process_state``: left out of a copy and rebuilt there.
-_PROCESS_STATE = (
-    "_cache",
-    "_matrix",
-    "_models",
-    "_classical",
-    "_layout",
-    "_fits",
-    "_lock",
-    "_study_count",
-    "_prior_version",
-    "_prior_checked",
-    "_prior_good_final",
-    "_last_look",
-    "_hyper_cache",
-    "_store",
-    "_store_for",
-    "_anchor",
-    "_startup_hinted",
-)
 
 
 def is_startup_hint(record: logging.LogRecord) -> bool:
@@ -638,7 +619,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         :meth:`_start_process_state` rebuilds (threads and locks cannot be copied)."""
         with self._lock:
             state = dict(self.__dict__)
-        for name in _PROCESS_STATE:
+        for name in _process_state_names():
             state.pop(name, None)
         return state
 
@@ -1296,6 +1277,15 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     def _classical_candidates(self, n_observed: int, horizon: int) -> dict[str, CurvePredictor]:
         names = _AUTO if n_observed >= 3 else tuple(n for n in _AUTO if n != "powerlaw")
         return {n: _make_candidate(n, n_observed, horizon) for n in names}
+
+
+@functools.cache
+def _process_state_names() -> frozenset[str]:
+    """The attributes :meth:`LCPredictionPruner._start_process_state` sets: what a copy of
+    the pruner leaves out and rebuilds."""
+    probe = LCPredictionPruner.__new__(LCPredictionPruner)
+    probe._start_process_state()
+    return frozenset(vars(probe))
 
 
 def _anchors(curves: np.ndarray, scale: Any) -> np.ndarray:

@@ -39,9 +39,10 @@ def open_storage(url: str, *, must_exist: bool = False) -> str | BaseStorage:
             _check_sqlite_file(url)
         return url
     if url.startswith("journal:"):
-        if must_exist and not Path(url[len("journal:") :]).is_file():
-            raise ValueError(f"no journal file at {url[len('journal:') :]!r}")
-        return _journal(url[len("journal:") :])
+        journal = url[len("journal:") :]
+        if must_exist and not Path(journal).is_file():
+            raise ValueError(f"no journal file at {journal!r}")
+        return _journal(journal)
     path = Path(url)
     if not path.is_file():
         raise ValueError(
