@@ -132,12 +132,41 @@ class FinishedTrialCache:
         # by the next study's, and its trials must not pass for that study's.
         self._storage: Any = None
         self._study_id = -1
+        self._study_name = ""
         #: How many studies this cache has met (a change means: read afresh).
         self.n_studies = 0
         self._seen: set[int] = set()
         self._first_unfinished = 0
         self.data = CompletedCurves()
         self.steps = StepValues()
+
+    def _same_study(self, study: optuna.Study, finished: list[FrozenTrial]) -> bool:
+        """Whether ``study``, met through another storage object, is the study read so far.
+
+        ``optuna.load_study`` in two threads gives two Study objects, each with its own
+        storage object, for one study; reading it afresh at each switch would refit every
+        model. It is the same study when its name and id are, and its finished trials
+        include those read so far unchanged (same trial ids, start times and values: a study
+        deleted and created again, or another database file under the same path, differs).
+        With nothing read yet there is nothing to keep, and it counts as another study.
+        """
+        if not self._seen or study._study_id != self._study_id:
+            return False
+        if study.study_name != self._study_name or len(finished) < len(self._seen):
+            return False
+        by_number = {trial.number: trial for trial in finished}
+        if any(number not in by_number for number in self._seen):
+            return False
+        for known in self.data.trials:
+            now = by_number[known.number]
+            if (
+                now._trial_id != known._trial_id
+                or now.state != known.state
+                or now.datetime_start != known.datetime_start
+                or now.value != known.value
+            ):
+                return False
+        return True
 
     def is_finished(self, number: int) -> bool:
         """Whether trial ``number`` had finished (any state) at the last refresh."""
@@ -158,18 +187,20 @@ class FinishedTrialCache:
 
     def refresh(self, study: optuna.Study) -> CompletedCurves:
         """Bring the cache up to date with ``study`` and return its COMPLETE trials."""
-        if study._storage is not self._storage or study._study_id != self._study_id:
-            self._storage, self._study_id = study._storage, study._study_id
-            self.n_studies += 1
-            self._seen = set()
-            self._first_unfinished = 0
-            self.data = CompletedCurves()
-            self.steps = StepValues()
         trials = study._storage.get_all_trials(
             study._study_id,
             deepcopy=False,
             states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL),
         )
+        if study._storage is not self._storage or study._study_id != self._study_id:
+            if not self._same_study(study, trials):
+                self.n_studies += 1
+                self._seen = set()
+                self._first_unfinished = 0
+                self.data = CompletedCurves()
+                self.steps = StepValues()
+            self._storage, self._study_id = study._storage, study._study_id
+            self._study_name = study.study_name
         n_new = len(trials) - len(self._seen)
         if n_new <= 0:
             return self.data

@@ -595,12 +595,13 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         self._prior_good_final: float | None = None  # joins the threshold (loss orientation)
         self._hyper_cache: tuple[tuple[int, bool], list[str], np.ndarray] | None = None
         self._store: Any = None
-        self._store_for: tuple[int, int] | None = None
+        self._store_for: tuple[Any, int] | None = None
 
     def _meet(self, study: optuna.Study) -> None:
         """Called when the cache started reading ``study`` afresh: on this process's first
-        decision, for another study (a pruner object may serve several in turn), or for the
-        same study through another storage object (``optuna.load_study`` in two threads)."""
+        decision, or for another study (a pruner object may serve several in turn). The same
+        study met through another storage object (``optuna.load_study`` in two threads) is
+        read on where the cache stood, unless it cannot be told from another study."""
         self._study_count = self._cache.n_studies
         self._start_reading()
         if _trials.study_name_and_id(study) == self._records_for:
@@ -1196,9 +1197,15 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         )
 
     def _model_store(self, study: optuna.Study) -> Any:
-        ident = _trials.study_identity(study)
-        if self._store_for != ident:
-            self._store_for, self._store = ident, _trials.model_store(study)
+        # The storage object itself (as the trial cache holds it), not its id: a freed
+        # storage's id may be reused by another one.
+        if self._store_for is None or (
+            self._store_for[0] is not study._storage or self._store_for[1] != study._study_id
+        ):
+            self._store_for, self._store = (
+                (study._storage, study._study_id),
+                _trials.model_store(study),
+            )
         return self._store
 
     def _load_shared(

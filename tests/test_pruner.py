@@ -705,3 +705,59 @@ def test_a_pruner_reused_for_another_study_starts_afresh() -> None:
         assert all("lcpred:pred_at_10pct" in t.user_attrs for t in decided)
         del study
         gc.collect()
+
+
+def _alternate(studies: Sequence[optuna.Study]) -> list[dict[str, Any]]:
+    """Four trials asked in turn from ``studies``, each reporting a flat 1.0 for 6 steps, a
+    decision after each report; the annotations of each trial at the end."""
+    trials = [studies[i % len(studies)].ask(SPACE) for i in range(4)]
+    for step in range(6):
+        for trial in trials:
+            trial.report(1.0 + 0.01 * step, step)
+            trial.should_prune()
+    return [studies[0].trials[t.number].user_attrs for t in trials]
+
+
+def test_two_study_objects_of_one_study_do_not_refit_at_each_switch(tmp_path: Path) -> None:
+    # optuna.load_study in two threads gives two Study objects (two storage objects) for one
+    # study. A pruner shared by them reads on where it stood at each switch: it decides and
+    # fits as it would through one Study object, instead of refitting every model.
+    fits = []
+    attrs = []
+    for n_objects in (1, 2):
+        url = f"sqlite:///{tmp_path / f'{n_objects}.db'}"
+        study, pruner = make_study(storage=url)
+        opened = [
+            optuna.load_study(study_name=study.study_name, storage=url, pruner=pruner)
+            for _ in range(n_objects)
+        ]
+        assert len({id(s._storage) for s in opened}) == n_objects
+        attrs.append(_alternate(opened))
+        fits.append(sum(pruner.selections.values()))
+        assert pruner._cache.n_studies == 1
+    assert fits[0] == fits[1] > 0
+    assert attrs[0] == attrs[1]
+
+
+def test_a_study_created_again_under_the_same_name_and_id_is_read_afresh(
+    tmp_path: Path,
+) -> None:
+    # A deleted SQLite study's name and id come back with the next study created there (and
+    # a database file deleted and made again at one path looks the same): its finished
+    # trials, not those of the first, must train the pruner.
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+    first, pruner = make_study(xs=(0.1, 0.3, 0.5), storage=url)
+    _alternate([first])
+    optuna.delete_study(study_name=first.study_name, storage=url)
+    again = optuna.create_study(study_name=first.study_name, storage=url, pruner=pruner)
+    assert again._study_id == first._study_id
+    for x in (0.1, 0.3, 0.5):  # worse by 5 than every trial of the first study
+        again.enqueue_trial({"x": x})
+        trial = again.ask(SPACE)
+        for step, value in enumerate(curve_for(x)):
+            trial.report(value + 5.0, step)
+        again.tell(trial, curve_for(x)[-1] + 5.0)
+    _, pruned = running(again, 0.0, [v + 4.5 for v in curve_for(0.0)[:3]])
+    assert not pruned  # better than every finished curve of *this* study
+    assert pruner._cache.n_studies == 2
+    assert pruner._cache.data.values == [curve_for(x)[-1] + 5.0 for x in (0.1, 0.3, 0.5)]
