@@ -73,8 +73,12 @@ class PriorCurves:
         blocks: list[_Block] = []
         offset = 0
         problems: list[str] = []
+        #: Prior runs without a finite final (stopped early, diverged, failed): a campaign
+        #: exported from a pruned study holds mostly these, and its few finals are survivors'.
+        self.n_without_final = 0
         for table in tables:
             finals = table.final_values
+            self.n_without_final += int(np.count_nonzero(~np.isfinite(finals)))
             usable = np.isfinite(finals) & (np.isfinite(table.curves).sum(axis=1) >= 2)
             if not usable.any():
                 problems.append(f"{table.name!r} has no run with a finite final value")

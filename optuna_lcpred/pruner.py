@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import optuna
 from scipy.special import stdtr
+from scipy.stats import binom
 from scipy.stats import mannwhitneyu
 
 from optuna_lcpred import _trials
@@ -365,9 +366,11 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         threshold: ``"best"`` (the best COMPLETE value) or a quantile in (0, 1) of the COMPLETE
             values (e.g. 0.25; for a maximised study the quantile counts from the best end).
             With a ``prior``, the final value of the prior's top decile (the ``0.1 / weight``
-            quantile) joins them while the study's finished trials, pruned ones at their
-            predicted final value, are not significantly worse than the prior's runs
-            (one-sided Mann-Whitney test, p >= 0.05).
+            quantile of its runs, those it stopped early ranked last) joins them while the
+            study's finished trials, pruned ones at their predicted final value, are not
+            significantly worse than the prior's runs (one-sided Mann-Whitney test, p >=
+            0.05) and not significantly fewer of them reached it than the quantile says (one-
+            sided binomial test, p >= 0.05).
         predictor: ``"auto"``, one of ``"last"``, ``"linear"``, ``"powerlaw"``, ``"svr"``,
             ``"qsvr"``, or an unfitted :class:`~optuna_lcpred.predictors.CurvePredictor`.
         audit_fraction: Fraction of trials, chosen from the trial number, never pruned for a
@@ -813,6 +816,22 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         prior from another task may map partial curves to finals well (so it keeps its
         weight) while its finals lie where this study never gets, and a threshold there would
         stop every trial.
+
+        Nor can that test alone: a study whose runs are a little worse than the prior's
+        (another dataset version, a harder detector) looks like the prior to it, above all
+        when its sampler keeps to good regions, while the prior's top decile lies out of its
+        reach; every trial that could become its best is then stopped, and with no new
+        COMPLETE trial nothing changes. So the bar is also dropped when too few of the
+        study's finished trials reached it: a fraction q of the prior's runs do, and a
+        binomial test finds fewer of the study's COMPLETE finals below it than that among
+        all its finished trials (p < 0.05; with none below it, from 29 finished trials at
+        q = 0.1).
+
+        The top decile is that of all the prior's runs, those without a final (a campaign
+        exported from a pruned study holds mostly these) ranked below every finished one: its
+        finished runs are its survivors, and their own top decile is about that campaign's
+        best run. When the top decile reaches into the runs without a final, there is no
+        bar.
         """
         self._prior_good_final = None
         own = np.concatenate([self._matrix.finals, predicted])
@@ -823,7 +842,19 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         if mannwhitneyu(own, prior, alternative="greater").pvalue < _PRIOR_MATCH_P:
             return
         q = min(0.5, _PRIOR_THRESHOLD_QUANTILE / self._prior.weight)
-        self._prior_good_final = float(np.quantile(prior, q))
+        # The runs of the prior without a final count as worse than every one with a final
+        # (a pruner stopped them), in the proportion of the rows in use.
+        share = len(prior) / self._prior.prior.n_rows
+        unfinished = round(self._prior.prior.n_without_final * share)
+        ranked = np.concatenate([np.sort(prior), np.full(unfinished, np.inf)])
+        with np.errstate(invalid="ignore"):
+            bar = float(np.quantile(ranked, q))
+        if not math.isfinite(bar):
+            return  # the top q of the prior's runs includes runs it never finished
+        reached = int(np.count_nonzero(self._matrix.finals <= bar))
+        if binom.cdf(reached, len(own), q) < _PRIOR_MATCH_P:
+            return  # a q of the prior's runs reach the bar; too few of the study's did
+        self._prior_good_final = bar
 
     def _prior_in_use(self) -> bool:
         return self._prior is not None and self._prior.n_used > 0

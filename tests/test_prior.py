@@ -414,3 +414,80 @@ def test_two_study_objects_of_one_study_share_a_pruner_as_one(tmp_path: Path) ->
     _, pruned = _run(first, HOPELESS)
     assert pruned
     assert pruner._anchor == anchor.number
+
+
+def _study_with(
+    prior: CurveTable, complete: list[float], pruned: list[float]
+) -> tuple[LCPredictionPruner, float]:
+    """A study with ``prior`` whose finished trials are ``complete`` (finals) and ``pruned``
+    (predicted finals of trials this pruner stopped at step 2); returns its pruner and the
+    threshold of one more trial's decision at step 2."""
+    pruner = LCPredictionPruner(prior=prior)
+    study = optuna.create_study(pruner=pruner)
+    finished = np.flatnonzero(np.isfinite(prior.final_values))
+    row = int(finished[np.argsort(prior.final_values[finished])[len(finished) // 2]])
+    curve = prior.curves[row]
+    params = {"lr": float(prior.params["lr"][row]), "width": int(prior.params["width"][row])}
+    for final in complete:
+        values = {step: float(v) for step, v in enumerate(curve[:-1])}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params,
+                distributions=SPACE,
+                value=final,
+                intermediate_values={**values, len(curve) - 1: final},
+            )
+        )
+    for predicted in pruned:
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.PRUNED,
+                params=params,
+                distributions=SPACE,
+                intermediate_values={step: float(curve[step]) for step in range(3)},
+                user_attrs={"lcpred:pred_final": predicted, "lcpred:pruned_at": 2.0},
+            )
+        )
+    trial, _ = _run(study, curve[:3].tolist(), params)
+    return pruner, study.trials[trial.number].user_attrs["lcpred:threshold"]
+
+
+@pytest.mark.parametrize("n_pruned", [20, 29])
+def test_the_prior_bar_goes_when_too_few_of_the_study_s_runs_reach_it(n_pruned: int) -> None:
+    # A study a little worse than its prior (another dataset version): its runs look like the
+    # prior's, but none reaches the prior's top decile. The bar would stop every run that
+    # could become its best, and with nothing completing, nothing would change; a tenth of
+    # the prior's runs reach it, so after enough finished trials none of which did, it goes.
+    prior = make_table(60, 12, seed=3)
+    finals = np.sort(prior.final_values)
+    bar = float(np.quantile(finals, 0.1))
+    predicted = np.resize(finals[finals > bar + 0.05], n_pruned).tolist()  # like the rest
+    anchor = float(finals[len(finals) // 2])  # the median run's
+    pruner, threshold = _study_with(prior, [anchor], predicted)
+    if n_pruned == 20:  # 0.9 ** 21 = 0.11: no evidence yet against the prior's top decile
+        assert threshold == pruner._prior_good_final == pytest.approx(bar, rel=0.01)
+    else:  # 0.9 ** 30 = 0.04: the study's own best is the bar
+        assert threshold == pytest.approx(anchor) and pruner._prior_good_final is None
+
+
+def test_prior_runs_without_a_final_count_in_the_prior_bar() -> None:
+    # A prior exported from a pruned study: 10 complete runs (its survivors) and runs it
+    # stopped. Its top decile is taken over all its runs, those without a final ranked last;
+    # the survivors' own top decile would be about that study's best run.
+    full = make_table(100, 12, seed=3)
+    order = np.argsort(full.final_values)
+    curves = full.curves.copy()
+    curves[order[10:], 4:] = np.nan  # all but the 10 best were stopped after 4 steps
+    survivors = np.sort(full.final_values[order[:10]])
+
+    def bar_with(n_stopped: int) -> float | None:
+        prior = _with_curves(full, curves).subset(
+            np.concatenate([order[:10], order[10:][:n_stopped]])
+        )
+        anchor = float(np.sort(prior.final_values[np.isfinite(prior.final_values)])[5])
+        pruner, _ = _study_with(prior, [anchor], [])
+        return pruner._prior_good_final
+
+    assert bar_with(0) == pytest.approx(np.quantile(survivors, 0.1))  # about the best
+    assert bar_with(20) == pytest.approx(survivors[2] + 0.9 * (survivors[3] - survivors[2]))
+    assert bar_with(90) is None  # its top decile includes runs it stopped: no bar

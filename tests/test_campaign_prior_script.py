@@ -1,0 +1,69 @@
+"""``benchmarks/campaign_prior.py``: warm starts from a pruned earlier study and a harder task."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from optuna_lcpred.bench.runner import run_benchmark
+from optuna_lcpred.curves import write_curve_table
+from tests.conftest import make_table
+
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "campaign_prior.py"
+
+
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("campaign_prior", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_priors_are_an_exported_pruned_study_and_a_lowered_table() -> None:
+    script = _script()
+    table = make_table(n_trials=40, n_steps=10, noise=0.01, name="small")
+    finals = table.final_values
+    lowered = script.lowered(table, 0.5)
+    delta = 0.5 * (np.median(finals) - finals.min())
+    np.testing.assert_allclose(lowered.curves, table.curves - delta)
+    study = script.pruned_study(table, "lcpred", 30, seed=0)
+    assert study.n_trials == 30
+    complete = np.isfinite(study.final_values)
+    # Some runs finished and kept their whole curve; the others stop where they were pruned.
+    assert 0 < complete.sum() < 30
+    assert np.isfinite(study.curves[complete]).all()
+    stopped = np.isfinite(study.curves[~complete]).sum(axis=1)
+    assert (stopped >= 1).all() and (stopped < table.n_steps).all()
+    for curve, n in zip(study.curves[~complete], stopped, strict=True):
+        assert np.isfinite(curve[:n]).all() and np.isnan(curve[n:]).all()
+
+
+def test_without_a_prior_it_replays_what_bench_with_a_prior_split_draws(tmp_path: Path) -> None:
+    table = make_table(n_trials=40, n_steps=10, noise=0.01, name="small")
+    path = tmp_path / "small.csv"
+    write_curve_table(table, path)
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), str(path), "--seeds", "2", "--trials", "15", "--jobs", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[1].split()[1:] == ["none", "pruned", "harder", "pruned+harder"]
+    cells = lines[2][40:].replace("/", " ").split()
+    report = run_benchmark(
+        [table], ["lcpred:prior=none"], n_trials=15, seeds=(0, 1), prior_split=0.5
+    ).to_json()
+    result = report["tables"]["small"]["results"]["lcpred:prior=none"]
+    assert float(cells[0]) == pytest.approx(
+        np.median(result["epochs_fraction_per_seed"]), abs=6e-4
+    )
+    assert float(cells[1]) == pytest.approx(np.mean(result["regret_per_seed"]), abs=6e-4)
