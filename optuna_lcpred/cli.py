@@ -339,13 +339,24 @@ class _CleanCheckpoints(_BaseCommand):
         return 0
 
 
+#: The storage URL of ``run`` and ``worker`` (and of the commands that read a study), kept
+#: out of command lines, which other users of a machine can see.
+_STORAGE_ENV = "OPTUNA_LCPRED_STORAGE"
+
+
 def _add_storage_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
-        default=os.environ.get("OPTUNA_STORAGE"),
-        help="storage URL, e.g. sqlite:///study.db (default: $OPTUNA_STORAGE)",
+        default=os.environ.get(_STORAGE_ENV) or os.environ.get("OPTUNA_STORAGE"),
+        help=f"storage URL, e.g. sqlite:///study.db (default: ${_STORAGE_ENV}, which the "
+        "workers read, else Optuna's $OPTUNA_STORAGE)",
     )
-    parser.add_argument("--study", help="study name (optional if the storage has one study)")
+    parser.add_argument(
+        "--study",
+        "--study-name",  # Optuna's own CLI spells it so
+        dest="study",
+        help="study name (optional if the storage has one study)",
+    )
 
 
 def _load_study(args: argparse.Namespace) -> optuna.Study:
@@ -353,7 +364,7 @@ def _load_study(args: argparse.Namespace) -> optuna.Study:
     from optuna_lcpred.storage import open_storage
 
     if not args.storage:
-        raise CLIUsageError("--storage is required (or set OPTUNA_STORAGE)")
+        raise CLIUsageError(f"--storage is required (or set {_STORAGE_ENV} or OPTUNA_STORAGE)")
     try:
         storage = open_storage(args.storage, must_exist=True)  # a typo leaves no new database
     except ValueError as exc:
@@ -404,9 +415,6 @@ class _Report(_BaseCommand):
         if args.json:
             _write_json(report.to_dict(), args.json)
         return 0
-
-
-_STORAGE_ENV = "OPTUNA_LCPRED_STORAGE"
 
 
 def _add_study_arguments(parser: argparse.ArgumentParser) -> None:

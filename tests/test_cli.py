@@ -147,6 +147,30 @@ def test_export_curves_from_sqlite(tmp_path: Path) -> None:
     assert table.curves[1].tolist() == [1.2, 0.2 + 1 / 2, 0.2 + 1 / 3]
     run = cli("export-curves", "--storage", storage, "--study", "nope", str(out), check=False)
     assert run.returncode == 1 and "'nope'" in run.stderr
+    # Optuna's CLI names a study with --study-name; it works here too.
+    run = cli("export-curves", "--storage", storage, "--study-name", "nope", str(out), check=False)
+    assert run.returncode == 1 and "'nope'" in run.stderr
+    cli("export-curves", "--storage", storage, "--study-name", "exp", str(out))
+    assert read_curve_table(out).n_trials == 2
+
+
+def test_commands_that_read_a_study_take_the_workers_storage_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workers read the URL from $OPTUNA_LCPRED_STORAGE (kept off command lines, which
+    # others can see); report and export-curves read it too, before Optuna's $OPTUNA_STORAGE.
+    ours, optunas = tmp_path / "ours.db", tmp_path / "optunas.db"
+    for path, name in ((ours, "ours"), (optunas, "optunas")):
+        optuna.create_study(study_name=name, storage=f"sqlite:///{path}")
+    monkeypatch.delenv("OPTUNA_LCPRED_STORAGE", raising=False)
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
+    run = cli("report", check=False)
+    assert run.returncode == 1
+    assert "--storage is required (or set OPTUNA_LCPRED_STORAGE or OPTUNA_STORAGE)" in run.stderr
+    monkeypatch.setenv("OPTUNA_STORAGE", f"sqlite:///{optunas}")
+    assert "study 'optunas'" in cli("report").stdout
+    monkeypatch.setenv("OPTUNA_LCPRED_STORAGE", f"sqlite:///{ours}")
+    assert "study 'ours'" in cli("report").stdout
 
 
 @pytest.mark.parametrize("command", ["report", "export-curves"])
