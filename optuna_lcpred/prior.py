@@ -3,7 +3,9 @@
 A prior is one or more curve tables (CSV files or :class:`~optuna_lcpred.curves.CurveTable`)
 and/or earlier Optuna studies (``optuna.Study`` objects, or ``"STORAGE_URL:STUDY_NAME"`` such as
 ``"sqlite:///old.db:mlpf-v1"`` or ``"journal:./old.log:mlpf-v1"``). From a study, its COMPLETE
-trials are used, as losses (a maximised study is negated, as in ``export-curves``).
+trials train the models, as losses (a maximised study is negated, as in ``export-curves``); its
+PRUNED trials, like a table's runs without a final value, train nothing but are counted: the
+pruner's bar of a good prior run is the top decile of all the prior's runs, those ranked last.
 
 Curves are kept by *fraction of training*: a prior run of ``T_p`` steps has its step ``j`` at
 fraction ``(j + 1) / T_p``. For a study whose final step is ``target`` (steps counted from 0),
@@ -236,7 +238,9 @@ def _from_study(study: optuna.Study) -> CurveTable:
     if not complete:
         raise PriorError(f"prior study {study.study_name!r} has no COMPLETE trial")
     try:
-        return study_to_curve_table(study, states=[TrialState.COMPLETE])
+        # PRUNED trials too, as export-curves writes them: no run of theirs trains a model
+        # (they have no final), but they say how rare the COMPLETE runs' finals were.
+        return study_to_curve_table(study, states=[TrialState.COMPLETE, TrialState.PRUNED])
     except ValueError as exc:
         raise PriorError(f"prior: {exc}") from None
 

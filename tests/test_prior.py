@@ -230,9 +230,16 @@ def test_priors_from_files_and_studies(tmp_path: Path) -> None:
         for step, value in enumerate(table.curves[row]):
             trial.report(float(value), step)
         old.tell(trial, float(table.curves[row, -1]))
+    for row in range(10, 15):  # stopped after 3 steps
+        trial = old.ask(SPACE)
+        for step, value in enumerate(table.curves[row, :3]):
+            trial.report(float(value), step)
+        old.tell(trial, state=optuna.trial.TrialState.PRUNED)
     prior = load_prior([str(tmp_path / "old.csv"), f"{url}:mlpf-v1", old])
-    # The CSV's 20 runs, and the study's 10 COMPLETE trials twice (by name and as a Study).
+    # The CSV's 20 runs, and the study's 10 COMPLETE trials twice (by name and as a Study);
+    # its PRUNED trials train nothing, but are counted (the prior's top decile ranks them last).
     assert prior.n_rows == 40 and prior.n_steps == 8
+    assert prior.n_without_final == 10
 
 
 def _with_curves(table: CurveTable, curves: np.ndarray) -> CurveTable:
