@@ -22,6 +22,8 @@ from optuna.trial import TrialState
 
 from optuna_lcpred import _trials
 from optuna_lcpred.pruner import MILESTONES
+from optuna_lcpred.pruner import THRESHOLD_FROM_PRIOR_MEDIAN
+from optuna_lcpred.pruner import THRESHOLD_FROM_PRIOR_TOP
 from optuna_lcpred.pruner import LCPredictionPruner
 from optuna_lcpred.pruner import milestone_keys
 from optuna_lcpred.report import NON_FINITE
@@ -39,6 +41,14 @@ _logger = logging.getLogger("optuna.lcpred.dashboard")
 
 #: The id under which the calibration figure is published (replaced on each update).
 FIGURE_ID = "lcpred-calibration"
+
+
+#: How a note says that the prior's runs set the threshold (``lcpred:threshold_from``).
+_THRESHOLD_SOURCES = {
+    THRESHOLD_FROM_PRIOR_MEDIAN: " (the prior's median run: no trial of this study had finished)",
+    THRESHOLD_FROM_PRIOR_TOP: " (the prior's top decile of runs, which this study's finished "
+    "trials had not reached)",
+}
 
 
 def pruning_note(trial: FrozenTrial, direction: str = "minimize") -> str | None:
@@ -63,7 +73,8 @@ def pruning_note(trial: FrozenTrial, direction: str = "minimize") -> str | None:
         "",
         f"- predicted final value: {_number(reason.pred_final, '.6g')} "
         f"(spread {_number(reason.pred_std, '.3g')})",
-        f"- threshold to beat ({better}): {_number(reason.threshold, '.6g')}",
+        f"- threshold to beat ({better}): {_number(reason.threshold, '.6g')}"
+        + _THRESHOLD_SOURCES.get(reason.threshold_from or "", ""),
         f"- probability of beating it: {_number(reason.prob_improve, '.1%')}",
     ]
     if reason.prob_improve_before is not None:

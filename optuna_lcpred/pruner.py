@@ -58,6 +58,13 @@ ATTR_STEP = "lcpred:step"
 ATTR_THRESHOLD = "lcpred:threshold"
 ATTR_N_TRAIN = "lcpred:n_train"
 ATTR_PRIOR_WEIGHT = "lcpred:prior_weight"
+#: With a prior, where the threshold came from (a string): :data:`THRESHOLD_FROM_STUDY`, or
+#: the prior's runs when they set it (no trial of the study had finished, or the study's own
+#: finals had not reached the prior's top decile).
+ATTR_THRESHOLD_FROM = "lcpred:threshold_from"
+THRESHOLD_FROM_STUDY = "study"
+THRESHOLD_FROM_PRIOR_MEDIAN = "prior median run"
+THRESHOLD_FROM_PRIOR_TOP = "prior top decile"
 ATTR_AUDIT_WOULD_PRUNE = "lcpred:audit_would_prune_at"
 #: The step at which the pruner stopped the trial for its prediction (written with the prune).
 ATTR_PRUNED_AT = _trials.PRUNED_AT_ATTR
@@ -287,7 +294,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
 
     Each decision is written on the running trial as float user attributes:
     ``lcpred:pred_final``, ``lcpred:pred_std``, ``lcpred:prob_improve``, ``lcpred:step``,
-    ``lcpred:threshold`` and ``lcpred:n_train`` (and ``lcpred:prior_weight`` with a prior).
+    ``lcpred:threshold`` and ``lcpred:n_train`` (and ``lcpred:prior_weight`` with a prior,
+    with the string ``lcpred:threshold_from``: whether the prior's runs set the threshold).
     The predictions at 10, 25 and 50 % of training are also kept for good as
     ``lcpred:pred_at_<p>pct`` and ``lcpred:std_at_<p>pct``, so finished trials show how well
     they were predicted early (:mod:`optuna_lcpred.dashboard` plots them). A trial stopped for
@@ -805,6 +813,20 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             return own
         return np.append(own, self._prior_good_final)
 
+    def _threshold_of(self, finals: np.ndarray) -> float:
+        if self._threshold == "best":
+            return float(finals.min())
+        return float(np.quantile(finals, float(self._threshold)))
+
+    def _threshold_source(self, threshold_raw: float) -> str:
+        """Whether the prior's runs set ``threshold_raw`` (see :data:`ATTR_THRESHOLD_FROM`)."""
+        own = self._matrix.finals
+        if not len(own):
+            return THRESHOLD_FROM_PRIOR_MEDIAN
+        if threshold_raw != self._threshold_of(own):
+            return THRESHOLD_FROM_PRIOR_TOP
+        return THRESHOLD_FROM_STUDY
+
     def _update_prior_threshold(self, predicted: list[float]) -> None:
         """What a good run of the prior reached, if the study's finals look like the prior's.
 
@@ -925,12 +947,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         _, columns = self._hyper_features()
         hyper = m.encoder.encode(trial.params)[columns][None, :]
         X = np.hstack([forward_fill(row), hyper])
-        finals = self._threshold_pool()
-        threshold_raw = (
-            float(finals.min())
-            if self._threshold == "best"
-            else float(np.quantile(finals, float(self._threshold)))
-        )
+        threshold_raw = self._threshold_of(self._threshold_pool())
         mu_raw, mu, spread, prob = self._probability(model, X, k, threshold_raw)
         previous_look = self._last_look.get(trial.number)
         self._last_look[trial.number] = (k, model, threshold_raw, prob)
@@ -945,6 +962,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         }
         if self._prior is not None:
             attrs[ATTR_PRIOR_WEIGHT] = self._prior.weight
+            attrs[ATTR_THRESHOLD_FROM] = self._threshold_source(threshold_raw)
         for percent in MILESTONES:
             key, std_key = milestone_keys(percent)
             if step + 1 >= percent / 100 * (target + 1) and self._first_write(trial, key):

@@ -40,7 +40,9 @@ from optuna_lcpred.pruner import ATTR_PROB_IMPROVE
 from optuna_lcpred.pruner import ATTR_PRUNED_AT
 from optuna_lcpred.pruner import ATTR_STARTUP_HINT
 from optuna_lcpred.pruner import ATTR_THRESHOLD
+from optuna_lcpred.pruner import ATTR_THRESHOLD_FROM
 from optuna_lcpred.pruner import MILESTONES
+from optuna_lcpred.pruner import THRESHOLD_FROM_STUDY
 from optuna_lcpred.pruner import kept_rules
 from optuna_lcpred.pruner import milestone_keys
 
@@ -80,6 +82,9 @@ class PruneReason:
             spread, the threshold to beat, the probability of beating it, the finished runs
             (with prior runs) the model was trained on, the prior's weight, and the
             probability one step earlier that confirmed it (``confirm_prob``).
+        threshold_from: With a prior, where the threshold came from
+            (``lcpred:threshold_from``: ``"study"``, ``"prior median run"`` or ``"prior top
+            decile"``).
     """
 
     trial: int
@@ -93,6 +98,7 @@ class PruneReason:
     n_train: float | None = None
     prior_weight: float | None = None
     prob_improve_before: float | None = None
+    threshold_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,7 @@ class StudyReport:
                     f"{r.trial:>6} {_cell(r.step, 'd', 5)} {_cell(r.value, '.5g', 11)} "
                     f"{_cell(r.pred_final, '.5g', 11)} {_cell(r.pred_std, '.3g', 9)} "
                     f"{_cell(r.threshold, '.5g', 11)} {_cell(r.prob_improve, '.1%', 7)} "
-                    f"{_cell(r.n_train, '.0f', 7)}  {r.kind}"
+                    f"{_cell(r.n_train, '.0f', 7)}  {r.kind}{_source(r.threshold_from)}"
                 )
         lines.append("")
         if self.calibration:
@@ -274,6 +280,7 @@ def prune_reason(trial: FrozenTrial) -> PruneReason | None:
         n_train=_float(attrs.get(ATTR_N_TRAIN)),
         prior_weight=_float(attrs.get(ATTR_PRIOR_WEIGHT)),
         prob_improve_before=_float(attrs.get(ATTR_PROB_BEFORE)),
+        threshold_from=_string(attrs.get(ATTR_THRESHOLD_FROM)),
     )
 
 
@@ -407,6 +414,17 @@ def _became_best(trial: FrozenTrial, complete: Sequence[FrozenTrial], direction:
     if direction == "minimize":
         return float(trial.value) < min(earlier)
     return float(trial.value) > max(earlier)
+
+
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _source(threshold_from: str | None) -> str:
+    """What the reason column adds when the prior's runs set the threshold."""
+    if threshold_from is None or threshold_from == THRESHOLD_FROM_STUDY:
+        return ""
+    return f" (threshold: {threshold_from})"
 
 
 def _float(value: Any) -> float | None:

@@ -16,9 +16,11 @@ from optuna.distributions import IntDistribution
 from optuna_lcpred import LCPredictionPruner
 from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.curves import write_curve_table
+from optuna_lcpred.dashboard import pruning_note
 from optuna_lcpred.prior import PriorCurves
 from optuna_lcpred.prior import PriorError
 from optuna_lcpred.prior import load_prior
+from optuna_lcpred.report import study_report
 from tests.conftest import make_table
 
 
@@ -54,6 +56,13 @@ def test_a_prior_prunes_a_hopeless_trial_before_any_trial_has_finished() -> None
     assert not study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
     attrs = study.trials[second.number].user_attrs
     assert attrs["lcpred:prior_weight"] == 1.0 and attrs["lcpred:n_train"] == 60.0
+    # Its threshold is the prior's median run, and the report and the dashboard say so.
+    assert attrs["lcpred:threshold_from"] == "prior median run"
+    assert attrs["lcpred:threshold"] == pytest.approx(np.median(prior.final_values))
+    study.tell(second, state=optuna.trial.TrialState.PRUNED)
+    assert "(threshold: prior median run)" in study_report(study).format()
+    note = pruning_note(study.trials[second.number])
+    assert note is not None and "(the prior's median run: no trial of this study" in note
     # ... while one whose curve looks like the prior's best runs is not.
     best = prior.curves[np.argmin(prior.final_values), : len(HOPELESS)].tolist()
     _, pruned = _run(study, best)
@@ -425,10 +434,10 @@ def test_two_study_objects_of_one_study_share_a_pruner_as_one(tmp_path: Path) ->
 
 def _study_with(
     prior: CurveTable, complete: list[float], pruned: list[float]
-) -> tuple[LCPredictionPruner, float]:
+) -> tuple[LCPredictionPruner, float, str]:
     """A study with ``prior`` whose finished trials are ``complete`` (finals) and ``pruned``
     (predicted finals of trials this pruner stopped at step 2); returns its pruner and the
-    threshold of one more trial's decision at step 2."""
+    threshold of one more trial's decision at step 2, and where that came from."""
     pruner = LCPredictionPruner(prior=prior)
     study = optuna.create_study(pruner=pruner)
     finished = np.flatnonzero(np.isfinite(prior.final_values))
@@ -456,7 +465,8 @@ def _study_with(
             )
         )
     trial, _ = _run(study, curve[:3].tolist(), params)
-    return pruner, study.trials[trial.number].user_attrs["lcpred:threshold"]
+    attrs = study.trials[trial.number].user_attrs
+    return pruner, attrs["lcpred:threshold"], attrs["lcpred:threshold_from"]
 
 
 @pytest.mark.parametrize("n_pruned", [20, 29])
@@ -470,11 +480,13 @@ def test_the_prior_bar_goes_when_too_few_of_the_study_s_runs_reach_it(n_pruned: 
     bar = float(np.quantile(finals, 0.1))
     predicted = np.resize(finals[finals > bar + 0.05], n_pruned).tolist()  # like the rest
     anchor = float(finals[len(finals) // 2])  # the median run's
-    pruner, threshold = _study_with(prior, [anchor], predicted)
+    pruner, threshold, source = _study_with(prior, [anchor], predicted)
     if n_pruned == 20:  # 0.9 ** 21 = 0.11: no evidence yet against the prior's top decile
         assert threshold == pruner._prior_good_final == pytest.approx(bar, rel=0.01)
+        assert source == "prior top decile"
     else:  # 0.9 ** 30 = 0.04: the study's own best is the bar
         assert threshold == pytest.approx(anchor) and pruner._prior_good_final is None
+        assert source == "study"
 
 
 def test_prior_runs_without_a_final_count_in_the_prior_bar() -> None:
@@ -492,7 +504,7 @@ def test_prior_runs_without_a_final_count_in_the_prior_bar() -> None:
             np.concatenate([order[:10], order[10:][:n_stopped]])
         )
         anchor = float(np.sort(prior.final_values[np.isfinite(prior.final_values)])[5])
-        pruner, _ = _study_with(prior, [anchor], [])
+        pruner, _, _ = _study_with(prior, [anchor], [])
         return pruner._prior_good_final
 
     assert bar_with(0) == pytest.approx(np.quantile(survivors, 0.1))  # about the best
