@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -61,6 +63,15 @@ def load_benchmark_script(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleT
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_benchmark_script(name: str, *args: Path | str) -> subprocess.CompletedProcess[str]:
+    """Run ``benchmarks/<name>.py`` with ``args`` as a user would, output captured."""
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def installed(module: str) -> bool:

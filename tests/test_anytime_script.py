@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from optuna_lcpred.bench.runner import run_benchmark
 from optuna_lcpred.curves import CurveTable
-
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "anytime.py"
+from tests.conftest import run_benchmark_script
 
 
 def _result(traces: list[list[list[float]]], steps: list[int]) -> dict[str, Any]:
@@ -33,12 +29,6 @@ def _file(path: Path, seeds: list[int], results: dict[str, dict[str, Any]]) -> P
     return path
 
 
-def _run(*args: Path | str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True
-    )
-
-
 def _rows(stdout: str, title: str) -> dict[str, list[str]]:
     """The rows of the table printed after the line starting with ``title``."""
     block = stdout.split(title, 1)[1].split("\n\n")[1]
@@ -52,7 +42,9 @@ def test_regret_when_the_budget_ran_out(tmp_path: Path) -> None:
     fast = _result([[[0, 1.0], [20, 0.0]]] * 2, [40, 40])
     slow = _result([[[0, 1.0], [50, 0.5]], [[0, 1.0], [25, 0.5]]], [90, 90])
     path = _file(tmp_path / "a.json", [0, 1], {"fast": fast, "slow": slow})
-    run = _run(path, "--pruner", "fast", "--budgets", "0.1,0.3,0.6", "--table-at", "0.3")
+    run = run_benchmark_script(
+        "anytime", path, "--pruner", "fast", "--budgets", "0.1,0.3,0.6", "--table-at", "0.3"
+    )
     assert run.returncode == 0, run.stderr
     means = _rows(run.stdout, "Mean regret over")
     # At 10 % neither has completed a trial: nothing found, not the regret of finding nothing.
@@ -77,8 +69,10 @@ def test_a_bench_file_reads_and_seed_halves_merge(table: CurveTable, tmp_path: P
 
     whole = bench("whole.json", [0, 1])
     halves = [bench(f"h{seed}.json", [seed]) for seed in (0, 1)]
-    one = _run(whole, "--pruner", "nop", "--budgets", "0.1,1")
-    two = _run(",".join(map(str, halves)), "--pruner", "nop", "--budgets", "0.1,1")
+    one = run_benchmark_script("anytime", whole, "--pruner", "nop", "--budgets", "0.1,1")
+    two = run_benchmark_script(
+        "anytime", ",".join(map(str, halves)), "--pruner", "nop", "--budgets", "0.1,1"
+    )
     assert one.returncode == 0, one.stderr
     assert one.stdout == two.stdout
     # The oracle trains only new bests and ends at regret 0, within the full budget.
@@ -89,19 +83,21 @@ def test_a_bench_file_reads_and_seed_halves_merge(table: CurveTable, tmp_path: P
 def test_bad_input_is_refused_by_name(tmp_path: Path) -> None:
     good = _result([[[0, 1.0], [20, 0.0]]], [40])
     a = _file(tmp_path / "a.json", [0], {"fast": good})
-    run = _run(a, "--pruner", "lcpred")
+    run = run_benchmark_script("anytime", a, "--pruner", "lcpred")
     assert run.returncode != 0 and "'lcpred' is not in the results" in run.stderr
-    run = _run(a, a, "--pruner", "fast")
+    run = run_benchmark_script("anytime", a, a, "--pruner", "fast")
     assert run.returncode != 0 and "'fast' on 't' is in two files" in run.stderr
-    run = _run(f"{a},{a}", "--pruner", "fast")
+    run = run_benchmark_script("anytime", f"{a},{a}", "--pruner", "fast")
     assert run.returncode != 0 and "repeats seeds" in run.stderr
     other_seeds = _file(tmp_path / "b.json", [5], {"slow": good})
-    run = _run(a, other_seeds, "--pruner", "fast")
+    run = run_benchmark_script("anytime", a, other_seeds, "--pruner", "fast")
     assert run.returncode != 0 and "other seeds or settings" in run.stderr
     old = {k: v for k, v in good.items() if k != "regret_trace_per_seed"}
-    run = _run(_file(tmp_path / "old.json", [0], {"fast": old}), "--pruner", "fast")
+    run = run_benchmark_script(
+        "anytime", _file(tmp_path / "old.json", [0], {"fast": old}), "--pruner", "fast"
+    )
     assert run.returncode != 0 and "no regret traces" in run.stderr
-    run = _run(a, "--pruner", "fast", "--budgets", "0.1,x")
+    run = run_benchmark_script("anytime", a, "--pruner", "fast", "--budgets", "0.1,x")
     assert run.returncode != 0 and "'0.1,x'" in run.stderr
-    run = _run(a, "--pruner", "fast", "--budgets", "0")
+    run = run_benchmark_script("anytime", a, "--pruner", "fast", "--budgets", "0")
     assert run.returncode != 0 and "got 0.0" in run.stderr

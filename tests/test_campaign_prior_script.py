@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
 from optuna_lcpred.bench.runner import run_benchmark
 from optuna_lcpred.curves import write_curve_table
+from tests.conftest import load_benchmark_script
 from tests.conftest import make_table
+from tests.conftest import run_benchmark_script
 
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "campaign_prior.py"
-
-
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("campaign_prior", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_priors_are_an_exported_pruned_study_and_a_lowered_table() -> None:
-    script = _script()
+def test_the_priors_are_an_exported_pruned_study_and_a_lowered_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script = load_benchmark_script("campaign_prior", monkeypatch)
     table = make_table(n_trials=40, n_steps=10, noise=0.01, name="small")
     finals = table.final_values
     lowered = script.lowered(table, 0.5)
@@ -50,10 +39,8 @@ def test_without_a_prior_it_replays_what_bench_with_a_prior_split_draws(tmp_path
     table = make_table(n_trials=40, n_steps=10, noise=0.01, name="small")
     path = tmp_path / "small.csv"
     write_curve_table(table, path)
-    run = subprocess.run(
-        [sys.executable, str(SCRIPT), str(path), "--seeds", "2", "--trials", "15", "--jobs", "1"],
-        capture_output=True,
-        text=True,
+    run = run_benchmark_script(
+        "campaign_prior", path, "--seeds", "2", "--trials", "15", "--jobs", "1"
     )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from optuna_lcpred.bench.runner import run_benchmark
 from optuna_lcpred.curves import CurveTable
-
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "dominance.py"
+from tests.conftest import run_benchmark_script
 
 
 def _bench_json(tmp_path: Path, name: str, table: CurveTable, pruners: list[str]) -> Path:
@@ -29,12 +25,6 @@ def _edit(path: Path, spec: str, epochs: float, regret: float) -> None:
     path.write_text(json.dumps(data))
 
 
-def _run(*args: Path | str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True
-    )
-
-
 def test_counts_better_trade_off_and_dominated(table: CurveTable, tmp_path: Path) -> None:
     ours = _bench_json(tmp_path, "ours.json", table, ["nop"])
     theirs = _bench_json(tmp_path, "theirs.json", table, ["median", "sha", "hyperband"])
@@ -42,7 +32,7 @@ def test_counts_better_trade_off_and_dominated(table: CurveTable, tmp_path: Path
     _edit(theirs, "median", 0.25, 0.010)  # more epochs, same regret: ours is better
     _edit(theirs, "sha", 0.15, 0.050)  # fewer epochs, more regret: a trade-off
     _edit(theirs, "hyperband", 0.20, 0.0)  # same epochs, less regret: ours is dominated
-    run = _run(ours, theirs, "--pruner", "nop")
+    run = run_benchmark_script("dominance", ours, theirs, "--pruner", "nop")
     assert run.returncode == 0, run.stderr
     rows = {line.split("|")[1].strip(): line for line in run.stdout.splitlines() if "|" in line}
     assert rows["`median`"].replace(" ", "").endswith("|1|0|0|")
@@ -59,9 +49,9 @@ def test_files_from_other_settings_or_a_spec_twice_are_refused(
     data = json.loads(ours.read_text())
     next(iter(data["tables"].values()))["workers"] = 8
     other.write_text(json.dumps(data).replace('"nop"', '"median"'))
-    run = _run(ours, other, "--pruner", "nop")
+    run = run_benchmark_script("dominance", ours, other, "--pruner", "nop")
     assert run.returncode != 0 and "other settings" in run.stderr
-    run = _run(ours, ours, "--pruner", "nop")
+    run = run_benchmark_script("dominance", ours, ours, "--pruner", "nop")
     assert run.returncode != 0 and "'nop'" in run.stderr and "two files" in run.stderr
-    run = _run(ours, "--pruner", "lcpred")
+    run = run_benchmark_script("dominance", ours, "--pruner", "lcpred")
     assert run.returncode != 0 and "'lcpred' is not in the results" in run.stderr

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,15 +11,7 @@ from optuna_lcpred.bench.runner import run_benchmark
 from optuna_lcpred.bench.runner import split_for_prior
 from optuna_lcpred.curves import write_curve_table
 from tests.conftest import make_table
-
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "epochs_breakdown.py"
-
-
-def _run(*args: Path | str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True
-    )
+from tests.conftest import run_benchmark_script
 
 
 def _totals(stdout: str) -> dict[str, float]:
@@ -39,7 +29,9 @@ def test_parts_add_up_to_the_bench_epochs(tmp_path: Path, prior_split: float | N
     path = tmp_path / "small.csv"
     write_curve_table(table, path)
     split = ["--prior-split", "0.5", "--startup", "1"] if prior_split else []
-    run = _run(path, "--seeds", "2", "--trials", "15", "--jobs", "1", *split)
+    run = run_benchmark_script(
+        "epochs_breakdown", path, "--seeds", "2", "--trials", "15", "--jobs", "1", *split
+    )
     assert run.returncode == 0, run.stderr
     assert ("prior split 0.5" in run.stdout.splitlines()[0]) == bool(prior_split)
     # The same replays as the bench's, seed by seed, prior split included: the parts add up to
@@ -70,5 +62,5 @@ def test_split_for_prior_keeps_the_rows_apart() -> None:
 def test_a_bad_prior_split_names_the_value(tmp_path: Path) -> None:
     path = tmp_path / "small.csv"
     write_curve_table(make_table(n_trials=20, n_steps=10), path)
-    run = _run(path, "--prior-split", "1.5")
+    run = run_benchmark_script("epochs_breakdown", path, "--prior-split", "1.5")
     assert run.returncode == 2 and "--prior-split must be in (0, 1), got 1.5" in run.stderr

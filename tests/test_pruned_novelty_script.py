@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -16,9 +14,7 @@ from optuna_lcpred.curves import CurveTable
 from optuna_lcpred.curves import write_curve_table
 from tests.conftest import load_benchmark_script
 from tests.conftest import make_table
-
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "pruned_novelty.py"
+from tests.conftest import run_benchmark_script
 
 
 @pytest.fixture
@@ -72,10 +68,8 @@ def test_costly_ranks(novelty: ModuleType) -> None:
 def test_the_script_prints_every_table_and_the_pooled_line(tmp_path: Path) -> None:
     path = tmp_path / "small.csv"
     write_curve_table(make_table(n_trials=40, n_steps=10, noise=0.02, name="small"), path)
-    run = subprocess.run(
-        [sys.executable, str(SCRIPT), str(path), "--seeds", "2", "--trials", "30", "--jobs", "1"],
-        capture_output=True,
-        text=True,
+    run = run_benchmark_script(
+        "pruned_novelty", path, "--seeds", "2", "--trials", "30", "--jobs", "1"
     )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from optuna_lcpred.bench.runner import run_benchmark
 from optuna_lcpred.curves import CurveTable
+from tests.conftest import run_benchmark_script
 
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sampler_compare.py"
 SEEDS = list(range(6))
 
 
@@ -33,17 +31,13 @@ def _edit(path: Path, epochs: float, regrets: list[float]) -> None:
     path.write_text(json.dumps(data))
 
 
-def _run(*args: Path | str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True
-    )
-
-
 def test_counts_and_the_paired_test(table: CurveTable, tmp_path: Path) -> None:
     a, b = _bench_json(tmp_path, "a.json", table), _bench_json(tmp_path, "b.json", table)
     _edit(a, 0.50, [0.3] * 6)
     _edit(b, 0.52, [0.0] * 6)  # lower regret on every seed, epochs within 5 %
-    run = _run(a, b, "--pruner", "nop", "--names", "tpe", "tpe+predicted")
+    run = run_benchmark_script(
+        "sampler_compare", a, b, "--pruner", "nop", "--names", "tpe", "tpe+predicted"
+    )
     assert run.returncode == 0, run.stderr
     row = next(line for line in run.stdout.splitlines() if line.startswith(f"| {table.name}"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
@@ -55,7 +49,7 @@ def test_counts_and_the_paired_test(table: CurveTable, tmp_path: Path) -> None:
     )
     # One seed worse, the rest equal: regret higher, and nothing a test can tell from noise.
     _edit(b, 0.60, [0.3] * 5 + [0.4])
-    run = _run(a, b, "--pruner", "nop")
+    run = run_benchmark_script("sampler_compare", a, b, "--pruner", "nop")
     row = next(line for line in run.stdout.splitlines() if line.startswith(f"| {table.name}"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[3:7] == ["no", "no", "0 / 1", "1.00"]
@@ -68,9 +62,9 @@ def test_other_seeds_or_a_missing_pruner_are_refused(table: CurveTable, tmp_path
     data = json.loads(a.read_text())
     next(iter(data["tables"].values()))["seed_values"] = [9]
     other.write_text(json.dumps(data))
-    run = _run(a, other, "--pruner", "nop")
+    run = run_benchmark_script("sampler_compare", a, other, "--pruner", "nop")
     assert run.returncode != 0 and "other seeds" in run.stderr
-    run = _run(a, a, "--pruner", "lcpred")
+    run = run_benchmark_script("sampler_compare", a, a, "--pruner", "lcpred")
     assert run.returncode != 0 and "no results for pruner 'lcpred'" in run.stderr
 
 
@@ -82,10 +76,10 @@ def test_runs_split_over_seeds_merge(table: CurveTable, tmp_path: Path) -> None:
     _edit(halves[1], 0.50, [0.3] * 3)
     b = _bench_json(tmp_path, "b.json", table)
     _edit(b, 0.50, [0.0] * 6)
-    run = _run(",".join(map(str, halves)), b, "--pruner", "nop")
+    run = run_benchmark_script("sampler_compare", ",".join(map(str, halves)), b, "--pruner", "nop")
     assert run.returncode == 0, run.stderr
     assert "| 6 / 0 |" in run.stdout  # six seeds compared, as in one file
-    run = _run(f"{halves[0]},{halves[0]}", b, "--pruner", "nop")
+    run = run_benchmark_script("sampler_compare", f"{halves[0]},{halves[0]}", b, "--pruner", "nop")
     assert run.returncode != 0 and "repeats seeds" in run.stderr
 
 
@@ -106,7 +100,7 @@ def test_regret_at_exactly_equal_epochs(table: CurveTable, tmp_path: Path) -> No
     _edit(b, 0.40, [0.2] * 6)
     _set_traces(a, [100] * 6, [[[0, 4.0], [20, 1.0], [90, 0.0]]] * 6)
     _set_traces(b, [60] * 6, [[[0, 4.0], [50, 0.2]]] * 6)
-    run = _run(a, b, "--pruner", "nop")
+    run = run_benchmark_script("sampler_compare", a, b, "--pruner", "nop")
     assert run.returncode == 0, run.stderr
     assert "regret no worse on 0" in run.stdout  # the tolerance reading: worse at the end
     exact = run.stdout.split("At exactly equal epochs")[1]
@@ -119,7 +113,7 @@ def test_regret_at_exactly_equal_epochs(table: CurveTable, tmp_path: Path) -> No
     assert "lower regret on 6, higher on 0, paired p = 0.03" in pooled[1]  # at equal epochs
     # A regret that was never finite (nothing found) reads back as infinite, not as 0.
     _set_traces(b, [60] * 6, [[[0, None]]] * 6)
-    run = _run(a, b, "--pruner", "nop")
+    run = run_benchmark_script("sampler_compare", a, b, "--pruner", "nop")
     assert "at exactly equal epochs on 0 of 1 tables" in run.stdout, run.stderr
     # Files without traces (older bench versions) still compare by the tolerance.
     for path in (a, b):
@@ -127,5 +121,5 @@ def test_regret_at_exactly_equal_epochs(table: CurveTable, tmp_path: Path) -> No
         for entry in data["tables"].values():
             del entry["results"]["nop"]["regret_trace_per_seed"]
         path.write_text(json.dumps(data))
-    run = _run(a, b, "--pruner", "nop")
+    run = run_benchmark_script("sampler_compare", a, b, "--pruner", "nop")
     assert run.returncode == 0 and "no comparison at exactly equal epochs" in run.stdout
