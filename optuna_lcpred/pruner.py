@@ -434,7 +434,9 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         prior: Learning curves of earlier campaigns that train the models from the first
             trial on: curve tables (CSV paths or :class:`~optuna_lcpred.curves.CurveTable`),
             studies (``optuna.Study`` or ``"STORAGE_URL:STUDY_NAME"``), or a list of them
-            (:mod:`optuna_lcpred.prior`). Parameters with the same name and kind are used as
+            (:mod:`optuna_lcpred.prior`); an earlier study that was pruned itself serves as it
+            is (its PRUNED runs train nothing, but count when the ``threshold`` takes the
+            prior's top decile). Parameters with the same name and kind are used as
             features, the rest of the search space is left out while the prior is in use;
             steps are matched by fraction of training. The prior's weight falls when the
             study's own COMPLETE trials contradict it, and below 0.2 it is switched off
