@@ -152,7 +152,7 @@ class FinishedTrialCache:
         """
         if not self._seen or study._study_id != self._study_id:
             return False
-        if study.study_name != self._study_name or len(finished) < len(self._seen):
+        if study.study_name != self._study_name:
             return False
         by_number = {trial.number: trial for trial in finished}
         if any(number not in by_number for number in self._seen):

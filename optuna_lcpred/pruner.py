@@ -1248,15 +1248,11 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         )
 
     def _model_store(self, study: optuna.Study) -> Any:
-        # The storage object itself (as the trial cache holds it), not its id: a freed
-        # storage's id may be reused by another one.
-        if self._store_for is None or (
-            self._store_for[0] is not study._storage or self._store_for[1] != study._study_id
-        ):
-            self._store_for, self._store = (
-                (study._storage, study._study_id),
-                _trials.model_store(study),
-            )
+        # The storage object itself (as the trial cache holds it; storages compare by
+        # identity), not its id: a freed storage's id may be reused by another one.
+        key = (study._storage, study._study_id)
+        if self._store_for != key:
+            self._store_for, self._store = key, _trials.model_store(study)
         return self._store
 
     def _load_shared(
