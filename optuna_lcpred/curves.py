@@ -1,10 +1,14 @@
 """Curve tables: learning curves of many trials as one CSV file.
 
 The format (DESIGN section 8): one row per trial; ``param_<name>`` columns hold its
-hyperparameters, ``loss_<step>`` columns the value reported at that step (to minimise). An empty
-cell is a missing or diverged value and reads as NaN. :func:`read_curve_table` turns such a file
-into a :class:`CurveTable`; :func:`write_curve_table` writes one back;
-:func:`study_to_curve_table` builds one from any Optuna study.
+hyperparameters, ``loss_<step>`` columns the value reported at that step (to minimise). An
+optional ``value`` column holds a trial's final objective value (to minimise), which may
+differ from its last report: a trial that stopped itself before the last step (its own early
+stopping), or an objective that returns another number (the best epoch's loss, a test loss).
+An empty cell is a missing or diverged value and reads as NaN.
+:func:`read_curve_table` turns such a file into a :class:`CurveTable`;
+:func:`write_curve_table` writes one back; :func:`study_to_curve_table` builds one from any
+Optuna study.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ __all__ = [
 
 PARAM_PREFIX = "param_"
 LOSS_PREFIX = "loss_"
+VALUE_COLUMN = "value"
 
 #: Tables shipped inside the package, by name (see ``optuna_lcpred/data/README.md``).
 BUNDLED_TABLES: tuple[str, ...] = ("mlpf_delphes",)
@@ -95,6 +100,10 @@ class CurveTable:
         curves: Values by trial and step, shape ``(n_trials, n_steps)``; NaN where missing or
             diverged.
         name: A short name, e.g. the file stem; used as the key in benchmark reports.
+        finals: Optional, length ``n_trials``: each trial's final objective value (to
+            minimise), NaN where it has none (a pruned or failed trial) or where its last
+            step's value is its final. See :attr:`final_values` and :attr:`end_indices`.
+            ``study_to_curve_table`` fills it from the COMPLETE trials' values.
 
     Example:
         >>> import numpy as np
@@ -114,6 +123,7 @@ class CurveTable:
     steps: np.ndarray
     curves: np.ndarray
     name: str = "table"
+    finals: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         curves = np.array(self.curves, dtype=np.float64, copy=True)
@@ -142,12 +152,27 @@ class CurveTable:
                     f"got shape {array.shape}"
                 )
             params[str(key)] = array.copy()
+        finals = None
+        if self.finals is not None:
+            try:
+                finals = np.array(self.finals, dtype=np.float64, copy=True)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"finals must be numbers (NaN where a trial has none), got {self.finals!r}"
+                ) from None
+            if finals.shape != (curves.shape[0],):
+                raise ValueError(
+                    f"finals must have one value per trial ({curves.shape[0]}), "
+                    f"got shape {finals.shape}"
+                )
+            finals.setflags(write=False)
         curves.setflags(write=False)
         steps.setflags(write=False)
         for array in params.values():
             array.setflags(write=False)
         object.__setattr__(self, "curves", curves)
         object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "finals", finals)
         object.__setattr__(self, "params", params)
 
     @property
@@ -167,8 +192,27 @@ class CurveTable:
 
     @property
     def final_values(self) -> np.ndarray:
-        """The value at the last step of each trial (NaN for a diverged or unfinished trial)."""
-        return self.curves[:, -1]
+        """Each trial's final value: its ``finals`` entry where it has one, else its value at
+        the last step (NaN for a diverged or unfinished trial)."""
+        last = self.curves[:, -1]
+        if self.finals is None:
+            return last
+        return np.where(np.isfinite(self.finals), self.finals, last)
+
+    @property
+    def end_indices(self) -> np.ndarray:
+        """The column at which each trial ended: the last column, or, for a trial with a
+        finite ``finals`` entry whose curve stops earlier (it stopped itself), its last finite
+        column."""
+        n_steps = self.curves.shape[1]
+        ends = np.full(self.curves.shape[0], n_steps - 1, dtype=np.int64)
+        if self.finals is None or n_steps == 0:
+            return ends
+        finite = np.isfinite(self.curves)
+        last_finite = n_steps - 1 - finite[:, ::-1].argmax(axis=1)
+        stopped = np.isfinite(self.finals) & finite.any(axis=1) & ~finite[:, -1]
+        ends[stopped] = last_finite[stopped]
+        return ends
 
     def row_params(self, row: int) -> dict[str, Any]:
         """The hyperparameters of one trial as Python scalars, leaving out missing ones."""
@@ -192,6 +236,7 @@ class CurveTable:
             steps=self.steps,
             curves=self.curves[index],
             name=self.name if name is None else name,
+            finals=None if self.finals is None else self.finals[index],
         )
 
     def config_groups(self) -> np.ndarray:
@@ -279,9 +324,10 @@ def read_curve_table(path: str | Path, *, name: str | None = None) -> CurveTable
         except StopIteration:
             raise CurveTableError("the file is empty; expected a header row", path=file) from None
         header = [cell.strip() for cell in header]
-        param_columns, loss_columns = _classify_header(header, file)
+        param_columns, loss_columns, value_column = _classify_header(header, file)
         raw_params: dict[str, list[str]] = {name_: [] for _, name_ in param_columns}
         rows: list[list[float]] = []
+        finals: list[float] = []
         for cells in reader:
             if not cells:
                 continue
@@ -297,12 +343,22 @@ def read_curve_table(path: str | Path, *, name: str | None = None) -> CurveTable
             for index, _step in loss_columns:
                 values.append(_parse_loss(cells[index], file, header[index], reader.line_num - 1))
             rows.append(values)
+            if value_column is not None:
+                finals.append(
+                    _parse_loss(cells[value_column], file, VALUE_COLUMN, reader.line_num - 1)
+                )
     if not rows:
         raise CurveTableError("has a header but no trial rows", path=file)
     curves = np.array(rows, dtype=np.float64).reshape(len(rows), len(loss_columns))
     steps = np.array([step for _, step in loss_columns], dtype=np.int64)
     params = {pname: _column_from_text(cells) for pname, cells in raw_params.items()}
-    return CurveTable(params=params, steps=steps, curves=curves, name=name or file.stem)
+    return CurveTable(
+        params=params,
+        steps=steps,
+        curves=curves,
+        name=name or file.stem,
+        finals=None if value_column is None else np.array(finals, dtype=np.float64),
+    )
 
 
 def read_curve_tables(specs: Iterable[str | Path]) -> list[CurveTable]:
@@ -353,14 +409,17 @@ def write_curve_table(table: CurveTable, path: str | Path | TextIO) -> None:
 
 
 def _write_rows(table: CurveTable, handle: TextIO) -> None:
-    header = [PARAM_PREFIX + key for key in table.params] + [
-        f"{LOSS_PREFIX}{int(step)}" for step in table.steps
-    ]
+    header = [PARAM_PREFIX + key for key in table.params]
+    if table.finals is not None:
+        header.append(VALUE_COLUMN)
+    header.extend(f"{LOSS_PREFIX}{int(step)}" for step in table.steps)
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(header)
     columns = list(table.params.values())
     for i in range(table.n_trials):
         cells = [_format_cell(column[i]) for column in columns]
+        if table.finals is not None:
+            cells.append(_format_cell(float(table.finals[i])))
         cells.extend(_format_cell(v) for v in table.curves[i])
         writer.writerow(cells)
 
@@ -372,10 +431,11 @@ def study_to_curve_table(
 ) -> CurveTable:
     """Build a curve table from an Optuna study's trials.
 
-    Each trial that reported at least one intermediate value becomes a row: its parameters and
-    its intermediate values by step. Columns are the union of the parameters and of the steps
-    reported by any trial; what a trial did not report is NaN. A study that maximises is written
-    negated, since the format holds values to minimise.
+    Each trial that reported at least one intermediate value becomes a row: its parameters, its
+    objective value (the ``value`` column, :attr:`CurveTable.finals`; empty for a trial that is
+    not COMPLETE) and its intermediate values by step. Columns are the union of the parameters
+    and of the steps reported by any trial; what a trial did not report is NaN. A study that
+    maximises is written negated, since the format holds values to minimise.
 
     Args:
         study: A single-objective study.
@@ -409,27 +469,33 @@ def study_to_curve_table(
     steps = sorted({step for t in trials for step in t.intermediate_values})
     column_of = {step: j for j, step in enumerate(steps)}
     curves = np.full((len(trials), len(steps)), np.nan)
+    finals = np.full(len(trials), np.nan)
     for i, trial in enumerate(trials):
         for step, value in trial.intermediate_values.items():
             curves[i, column_of[step]] = value
+        if trial.state == TrialState.COMPLETE and trial.value is not None:
+            finals[i] = trial.value
     if study.direction == StudyDirection.MAXIMIZE:
         _logger.info(
             "Study %r maximises: its values are written negated, as the table holds losses.",
             study.study_name,
         )
-        curves = -curves
+        curves, finals = -curves, -finals
     names: list[str] = []
     for trial in trials:
         names.extend(k for k in trial.params if k not in names)
     params = {key: _column_from_values([t.params.get(key) for t in trials]) for key in names}
-    return CurveTable(params=params, steps=np.array(steps), curves=curves, name=study.study_name)
+    return CurveTable(
+        params=params, steps=np.array(steps), curves=curves, name=study.study_name, finals=finals
+    )
 
 
 def _classify_header(
     header: list[str], file: Path
-) -> tuple[list[tuple[int, str]], list[tuple[int, int]]]:
+) -> tuple[list[tuple[int, str]], list[tuple[int, int]], int | None]:
     param_columns: list[tuple[int, str]] = []
     loss_columns: list[tuple[int, int]] = []
+    value_column: int | None = None
     seen_params: set[str] = set()
     seen_steps: dict[int, str] = {}
     for index, column in enumerate(header):
@@ -456,9 +522,14 @@ def _classify_header(
                 )
             seen_steps[step] = column
             loss_columns.append((index, step))
+        elif column == VALUE_COLUMN:
+            if value_column is not None:
+                raise CurveTableError("duplicate value column", path=file, column=column)
+            value_column = index
         else:
             raise CurveTableError(
-                f"unknown column; expected {PARAM_PREFIX}<name> or {LOSS_PREFIX}<step>",
+                f"unknown column; expected {PARAM_PREFIX}<name>, {LOSS_PREFIX}<step> or "
+                f"{VALUE_COLUMN}",
                 path=file,
                 column=column,
             )
@@ -468,7 +539,7 @@ def _classify_header(
             path=file,
         )
     loss_columns.sort(key=lambda item: item[1])
-    return param_columns, loss_columns
+    return param_columns, loss_columns, value_column
 
 
 def _parse_loss(cell: str, file: Path, column: str, row: int) -> float:

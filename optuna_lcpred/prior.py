@@ -3,15 +3,19 @@
 A prior is one or more curve tables (CSV files or :class:`~optuna_lcpred.curves.CurveTable`)
 and/or earlier Optuna studies (``optuna.Study`` objects, or ``"STORAGE_URL:STUDY_NAME"`` such as
 ``"sqlite:///old.db:mlpf-v1"`` or ``"journal:./old.log:mlpf-v1"``). From a study, its COMPLETE
-trials train the models, as losses (a maximised study is negated, as in ``export-curves``); its
-PRUNED trials, like a table's runs without a final value, train nothing but are counted: the
-pruner's bar of a good prior run is the top decile of all the prior's runs, those ranked last.
+trials train the models, with their objective values as finals, as losses (a maximised study is
+negated, as in ``export-curves``); its PRUNED trials, like a table's runs without a final value,
+train nothing but are counted: the pruner's bar of a good prior run is the top decile of all the
+prior's runs, those ranked last.
 
 Curves are kept by *fraction of training*: a prior run of ``T_p`` steps has its step ``j`` at
 fraction ``(j + 1) / T_p``. For a study whose final step is ``target`` (steps counted from 0),
 study step ``s`` is fraction ``(s + 1) / (target + 1)``, and the prior's value there is
 interpolated linearly between its neighbouring steps, so a prior of 100 epochs serves a study of
-50. Its final value is its last value.
+50. Its final value is the table's ``value`` where it has one (a study's trials, and CSV files
+from ``export-curves``, carry their objective values), else its last value. A run that stopped
+itself before the last step (an objective with its own early stopping) has a value and so trains
+the models of the steps it reached, as the study's own finished trials do.
 
 Hyperparameters are used where they match: a study parameter with the same name in every
 prior table, numeric in both or categorical in both. Others are left out of the features while
@@ -57,6 +61,7 @@ class _Block:
     name: str
     curves: np.ndarray  # (rows, T)
     finals: np.ndarray  # (rows,)
+    ends: np.ndarray  # (rows,) the column of each run's last finite value
     params: dict[str, np.ndarray]
     groups: np.ndarray  # (rows,) configuration groups, unique over all blocks
 
@@ -87,11 +92,14 @@ class PriorCurves:
                 continue
             groups = table.config_groups()[usable]
             _, groups = np.unique(groups, return_inverse=True)
+            curves = np.asarray(table.curves[usable], dtype=np.float64)
+            ends = curves.shape[1] - 1 - np.isfinite(curves)[:, ::-1].argmax(axis=1)
             blocks.append(
                 _Block(
                     name=table.name,
-                    curves=np.asarray(table.curves[usable], dtype=np.float64),
+                    curves=curves,
                     finals=np.asarray(finals[usable], dtype=np.float64),
+                    ends=ends,
                     params={k: np.asarray(v)[usable] for k, v in table.params.items()},
                     groups=groups + offset,
                 )
@@ -107,6 +115,7 @@ class PriorCurves:
         for block in blocks:
             digest.update(block.name.encode())
             digest.update(np.ascontiguousarray(block.curves).tobytes())
+            digest.update(np.ascontiguousarray(block.finals).tobytes())
         self.digest = digest.hexdigest()[:16]
 
     @property
@@ -128,7 +137,8 @@ class PriorCurves:
     def curves_at(self, steps: np.ndarray, target: int) -> np.ndarray:
         """Each prior run at study ``steps`` when the study's final step is ``target``:
         ``(n_rows, len(steps))``, interpolated by fraction of training (NaN gaps filled from
-        the neighbouring finite values)."""
+        the neighbouring finite values), NaN past the run's last report (a run that stopped
+        itself trains the steps it reached, as the study's own finished trials do)."""
         fractions = (np.asarray(steps, dtype=np.float64) + 1.0) / (float(target) + 1.0)
         out = []
         for block in self._blocks:
@@ -138,7 +148,9 @@ class PriorCurves:
             high = np.minimum(low + 1, length - 1)
             weight = position - low
             filled = _fill_gaps(block.curves)
-            out.append(filled[:, low] * (1.0 - weight) + filled[:, high] * weight)
+            values = filled[:, low] * (1.0 - weight) + filled[:, high] * weight
+            past_end = position[None, :] > block.ends[:, None]
+            out.append(np.where(past_end, np.nan, values))
         return np.vstack(out)
 
     def matching_params(self, space: Mapping[str, BaseDistribution]) -> list[str]:
@@ -371,9 +383,14 @@ class PriorTrainingSet:
             key = (tuple(int(s) for s in grid[: k + 1]), int(target), _space_key(encoder, names))
             if key not in self._checks:
                 curves, hyper = self.features(grid[: k + 1], target, encoder, names)
-                X = np.hstack([curves[rows], hyper[rows]])
-                self._checks[key] = fit(X, self.prior.finals[rows], self.prior.groups[rows])
+                reached = rows[np.isfinite(curves[rows, k])]  # the runs that reported there
+                groups = self.prior.groups[reached]
+                X = np.hstack([curves[reached], hyper[reached]])
+                enough = len(reached) >= 3 and len(np.unique(groups)) >= 2
+                self._checks[key] = fit(X, self.prior.finals[reached], groups) if enough else None
             selected = self._checks[key]
+            if selected is None:  # too few prior runs went on to this step to check it
+                continue
             usable = own_first_bad > k
             if not usable.any():
                 continue

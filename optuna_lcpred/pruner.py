@@ -161,7 +161,8 @@ class _StepModel:
     version: int
     n_rows: int
     selected: SelectedPredictor
-    prior_rows: int = 0
+    prior_rows: int = 0  # the prior rows in use when it was fitted (its cache identity)
+    n_prior: int = 0  # of them, the runs that reached its step and trained it
     anchors: np.ndarray | None = None  # (rows, 2) level and slope of each training row
     # The best (lowest, loss orientation) value any training row had at the step: a trial
     # below it lies outside what the model was fitted on.
@@ -960,7 +961,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             ATTR_PROB_IMPROVE: prob,
             ATTR_STEP: float(step),
             ATTR_THRESHOLD: sign * threshold_raw,
-            ATTR_N_TRAIN: float(model.n_rows + model.prior_rows),
+            ATTR_N_TRAIN: float(model.n_rows + model.n_prior),
         }
         if self._prior is not None:
             attrs[ATTR_PRIOR_WEIGHT] = self._prior.weight
@@ -1108,7 +1109,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
             )
             if model is None or (
                 classical is not None
-                and classical.n_rows + classical.prior_rows > model.n_rows + model.prior_rows
+                and classical.n_rows + classical.n_prior > model.n_rows + model.n_prior
             ):
                 model = classical
         return model
@@ -1153,10 +1154,13 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         X = np.hstack([m.curves[usable, : k + 1], m.hyper[usable][:, columns]])
         y = m.finals[usable]
         groups = m.groups[usable]
+        n_prior = 0
         if prior_rows:
             assert self._prior is not None
             curves, hyper = self._prior.features(grid, target, m.encoder, names)
             rows = self._prior.rows()
+            rows = rows[np.isfinite(curves[rows, k])]  # a run that stopped itself ends there
+            n_prior = len(rows)
             prior_X = np.hstack([curves[rows, : k + 1], hyper[rows]])
             X = np.vstack([X.reshape(-1, prior_X.shape[1]), prior_X])
             y = np.concatenate([y, self._prior.prior.finals[rows]])
@@ -1189,6 +1193,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 n_rows=n_rows,
                 selected=selected,
                 prior_rows=prior_rows,
+                n_prior=n_prior,
                 anchors=_anchors(X[:, : k + 1], selected.scale),
                 low=_lowest(X[:, k]),
             )

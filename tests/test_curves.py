@@ -35,6 +35,9 @@ def assert_tables_equal(a: CurveTable, b: CurveTable) -> None:
     np.testing.assert_array_equal(a.steps, b.steps)
     # assert_array_equal treats NaN == NaN, and compares +-inf exactly.
     np.testing.assert_array_equal(a.curves, b.curves)
+    assert (a.finals is None) == (b.finals is None)
+    if a.finals is not None:
+        np.testing.assert_array_equal(a.finals, b.finals)
 
 
 def test_round_trip_keeps_every_value_and_type(tmp_path: Path) -> None:
@@ -121,6 +124,8 @@ def _write(tmp_path: Path, text: str, name: str = "bad.csv") -> Path:
         ("param_a,los_0\n1,0.5\n", ["bad.csv", "'los_0'", "unknown column"]),
         ("param_a,loss_x\n1,0.5\n", ["bad.csv", "'loss_x'", "non-negative integer"]),
         ("param_a,loss_0\n1,0.5\n2\n", ["bad.csv", "line 3", "1 cells"]),
+        ("value,loss_0\n0.5,0.5\nbest,0.4\n", ["bad.csv", "line 3", "'value'", "'best'"]),
+        ("value,loss_0,value\n1,0.5,1\n", ["bad.csv", "'value'", "duplicate value column"]),
         ("", ["bad.csv", "empty"]),
         ("param_a,loss_0\n", ["bad.csv", "no trial rows"]),
     ],
@@ -169,6 +174,52 @@ def _objective_recording(record: dict[int, dict[int, float]]):  # type: ignore[n
     return objective
 
 
+def test_a_value_column_gives_the_finals_of_runs_that_stopped_themselves(tmp_path: Path) -> None:
+    table = CurveTable(
+        params={"lr": np.array([0.1, 0.01, 0.001])},
+        steps=np.arange(4),
+        # Row 0 ran to the end; row 1 stopped itself after step 1 (its own early stopping) and
+        # returned its best loss; row 2 diverged and has no value.
+        curves=np.array([[3.0, 2.0, 1.5, 1.4], [3.0, 2.5, np.nan, np.nan], [3.0, np.nan] * 2]),
+        finals=np.array([1.2, 2.5, np.nan]),
+        name="own-stopping",
+    )
+    # The value where there is one (even if not the last report), else the last report.
+    np.testing.assert_array_equal(table.final_values, [1.2, 2.5, np.nan])
+    assert table.end_indices.tolist() == [3, 1, 3]  # a run without a value ran to the end
+    path = tmp_path / "own-stopping.csv"
+    write_curve_table(table, path)
+    assert path.read_text().splitlines()[:2] == ["param_lr,value,loss_0,loss_1,loss_2,loss_3",
+                                                 "0.1,1.2,3.0,2.0,1.5,1.4"]  # fmt: skip
+    back = read_curve_table(path)
+    assert_tables_equal(table, back)
+    assert_tables_equal(table.subset([1]), back.subset([1]))
+    assert back.subset([2, 1]).final_values[1] == 2.5
+    with pytest.raises(ValueError, match=r"finals must have one value per trial \(3\)"):
+        CurveTable(table.params, table.steps, table.curves, finals=np.zeros(2))
+    # Without the column nothing changes: the last report is the final.
+    plain = CurveTable(table.params, table.steps, table.curves)
+    np.testing.assert_array_equal(plain.final_values, [1.4, np.nan, np.nan])
+    assert plain.end_indices.tolist() == [3, 3, 3]
+
+
+def test_export_writes_each_complete_trial_s_value() -> None:
+    study = optuna.create_study(direction="maximize")
+    for stop_after, value in ((4, 0.9), (2, 0.8)):  # accuracies; the second stopped itself
+        trial = study.ask()
+        for step in range(stop_after):
+            trial.report(0.5 + 0.1 * step, step)
+        study.tell(trial, value)
+    pruned = study.ask()
+    pruned.report(0.1, 0)
+    study.tell(pruned, state=TrialState.PRUNED)  # Optuna gives it its last report as value
+    table = study_to_curve_table(study)
+    assert table.finals is not None
+    np.testing.assert_array_equal(table.finals, [-0.9, -0.8, np.nan])  # negated, as the curves
+    np.testing.assert_array_equal(table.final_values, [-0.9, -0.8, np.nan])
+    assert table.end_indices.tolist() == [3, 1, 3]
+
+
 def test_export_of_a_real_sqlite_study_equals_what_was_reported(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(study_name="s", storage=storage)
@@ -182,6 +233,9 @@ def test_export_of_a_real_sqlite_study_equals_what_was_reported(tmp_path: Path) 
         expected = [record[trial.number].get(int(s), math.nan) for s in table.steps]
         np.testing.assert_array_equal(table.curves[row], expected)
         assert table.row_params(row) == trial.params
+        complete = trial.state == TrialState.COMPLETE
+        assert table.finals is not None
+        np.testing.assert_array_equal(table.finals[row], trial.value if complete else np.nan)
     complete_only = study_to_curve_table(study, states=[TrialState.COMPLETE])
     assert complete_only.n_trials == sum(t.state == TrialState.COMPLETE for t in trials)
     # The exported table survives a trip through CSV unchanged.

@@ -15,6 +15,7 @@ from optuna.distributions import IntDistribution
 
 from optuna_lcpred import LCPredictionPruner
 from optuna_lcpred.curves import CurveTable
+from optuna_lcpred.curves import study_to_curve_table
 from optuna_lcpred.curves import write_curve_table
 from optuna_lcpred.dashboard import pruning_note
 from optuna_lcpred.prior import PriorCurves
@@ -249,6 +250,60 @@ def test_priors_from_files_and_studies(tmp_path: Path) -> None:
     # its PRUNED trials train nothing, but are counted (the prior's top decile ranks them last).
     assert prior.n_rows == 40 and prior.n_steps == 8
     assert prior.n_without_final == 10
+
+
+def test_runs_that_stopped_themselves_train_as_prior_runs(tmp_path: Path) -> None:
+    """An objective with its own early stopping: its COMPLETE trials end before the last step
+    and return their best loss. Each of them is a prior run with that value as its final."""
+    table = make_table(12, 10, seed=2)
+    old = optuna.create_study(storage=f"sqlite:///{tmp_path / 'old.db'}", study_name="old")
+    values, stops = [], []
+    for row in range(12):
+        stops.append(10 if row < 6 else 4 + row % 5)  # 6 of them run to the last step
+        trial = old.ask(SPACE)
+        for step in range(stops[-1]):
+            trial.report(float(table.curves[row, step]), step)
+        values.append(float(np.min(table.curves[row, : stops[-1]])))
+        old.tell(trial, values[-1])
+    csv = tmp_path / "old.csv"
+    write_curve_table(study_to_curve_table(old), csv)
+    for spec in (old, str(csv)):
+        prior = load_prior(spec)
+        # Before tables carried each trial's value, the 6 that stopped themselves had no
+        # final and trained nothing.
+        assert prior.n_rows == 12 and prior.n_without_final == 0
+        np.testing.assert_allclose(prior.finals, values)
+        # A run trains the steps it reached, as the study's own finished trials do.
+        at = prior.curves_at(np.arange(10), target=9)
+        assert np.isfinite(at).sum(axis=1).tolist() == stops
+        assert prior.curves_at(np.arange(5), target=4)[6].tolist()[:2] == pytest.approx(
+            table.curves[6, [1, 3]].tolist()
+        )  # at half the length, step s of 5 is step 2s + 1 of 10
+    study = optuna.create_study(pruner=LCPredictionPruner(prior=old))
+    _run(study, HOPELESS)  # the anchor
+    second, pruned = _run(study, HOPELESS)
+    assert pruned and study.trials[second.number].user_attrs["lcpred:n_train"] == 12.0
+    # Later, only the runs still going train a step's model: at step 8, the six that ran on.
+    best = int(np.argmin(values[:6]))
+    third, pruned = _run(study, table.curves[best].tolist())
+    attrs = study.trials[third.number].user_attrs
+    assert not pruned and attrs["lcpred:step"] == 8.0 and attrs["lcpred:n_train"] == 6.0
+
+
+def test_the_prior_check_skips_steps_too_few_prior_runs_reached() -> None:
+    """The prior's weight is checked at fractions of training that most runs of a prior that
+    stopped itself early never reached: those checks are left out, not fitted on one run."""
+    table = make_table(12, 10, seed=4)
+    curves = table.curves.copy()
+    curves[1:, 3:] = np.nan  # all but one stopped themselves after 3 of 10 steps
+    prior = CurveTable(table.params, table.steps, curves, finals=np.nanmin(curves, axis=1))
+    pruner = LCPredictionPruner(prior=prior)
+    study = optuna.create_study(pruner=pruner)
+    anchor, _ = _run(study, table.curves[0].tolist())
+    study.tell(anchor, float(table.curves[0, -1]))
+    _run(study, HOPELESS)  # decides after the anchor finished: the weight is checked
+    assert pruner._prior is not None and pruner._prior.n_checked == 1
+    assert 0.0 < pruner._prior.weight <= 1.0
 
 
 def _with_curves(table: CurveTable, curves: np.ndarray) -> CurveTable:

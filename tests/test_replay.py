@@ -15,6 +15,7 @@ from optuna_lcpred.bench.metrics import oracle_outcome
 from optuna_lcpred.bench.metrics import regret
 from optuna_lcpred.bench.metrics import regret_at
 from optuna_lcpred.bench.metrics import regret_trace
+from optuna_lcpred.bench.objective import ReplayObjective
 from optuna_lcpred.bench.replay import draw_rows
 from optuna_lcpred.bench.replay import replay
 from optuna_lcpred.bench.runner import read_regret_traces
@@ -122,6 +123,28 @@ def test_diverged_trial_fails_under_nop_and_is_pruned_on_nan_by_median() -> None
     diverged = next(t for t in median.trials if t.row == 2)
     # Completed trials exist before it, and its first NaN report (step 2) prunes it.
     assert diverged.state == "PRUNED" and diverged.steps_trained == 3
+
+
+def test_a_row_that_stopped_itself_completes_with_its_value() -> None:
+    curves = np.array([[3, 2, 1.5, 1.2], [3, 2.5, np.nan, np.nan], [4, 3.5, 3.4, 3.3]])
+    table = CurveTable({"x": np.arange(3.0)}, np.arange(4), curves, finals=[1.2, 2.4, np.nan])
+    result = replay(table, optuna.pruners.NopPruner(), n_trials=3, seed=0)
+    by_row = {t.row: t for t in result.trials}
+    # Row 1 stopped itself after two steps with value 2.4: it completes there, no NaN is
+    # reported, and its value is the one the table gives.
+    assert by_row[1].state == "COMPLETE" and by_row[1].steps_trained == 2
+    assert by_row[1].final == 2.4 and by_row[2].final == 3.3
+    assert result.epochs_fraction == (4 + 2 + 4) / 12
+    # The replay objective of `run` and study files stops that row there too.
+    study = optuna.create_study()
+    for row in (1, 2):
+        study.enqueue_trial({"x": float(row)})
+    study.optimize(ReplayObjective(table), n_trials=2)
+    assert [len(t.intermediate_values) for t in study.trials] == [2, 4]
+    assert [t.value for t in study.trials] == [2.4, 3.3]
+    # The oracle trains a new best for the steps that run took.
+    outcome = oracle_outcome([2.4, 1.2], n_steps=4, lengths=[2, 4])
+    assert outcome.steps_trained == 6 and outcome.completion_steps == (2, 6)
 
 
 def test_replay_rejects_bad_arguments(table: CurveTable) -> None:
@@ -234,8 +257,6 @@ def test_lcpred_on_the_mlpf_table_keeps_its_documented_trade_off() -> None:
 
 
 def test_sampler_replay_runs_the_nearest_row_to_each_proposal(table: CurveTable) -> None:
-    from optuna_lcpred.bench.objective import ReplayObjective
-
     storage = optuna.storages.InMemoryStorage()
     sampler = optuna.samplers.TPESampler(seed=3, n_startup_trials=5)
     result = replay(

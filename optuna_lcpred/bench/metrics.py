@@ -121,12 +121,15 @@ class OracleOutcome:
 
 
 def oracle_outcome(
-    finals_in_draw_order: Sequence[float] | np.ndarray, n_steps: int
+    finals_in_draw_order: Sequence[float] | np.ndarray,
+    n_steps: int,
+    lengths: Sequence[int] | np.ndarray | None = None,
 ) -> OracleOutcome:
     """The oracle: trains only the trials that become a new best, prunes the rest at step 0.
 
     Trials run one after another in draw order; a diverged trial (non-finite final) is never a
-    new best. The oracle's regret is 0 by construction.
+    new best. The oracle's regret is 0 by construction. A trial it trains costs ``n_steps``, or
+    its entry of ``lengths`` (the steps of a trial that stopped itself earlier).
 
     Example:
         >>> oracle_outcome([5.0, 6.0, 4.0, 4.0, 1.0], n_steps=10).completed
@@ -139,7 +142,7 @@ def oracle_outcome(
     for position, value in enumerate(np.asarray(finals_in_draw_order, dtype=np.float64)):
         if math.isfinite(value) and value < best:
             best = float(value)
-            total += n_steps
+            total += n_steps if lengths is None else int(lengths[position])
             completed.append(position)
             completion_steps.append(total)
         else:

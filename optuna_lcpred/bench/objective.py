@@ -33,7 +33,9 @@ class ReplayObjective:
     (so the sampler's choices matter), replays the table row nearest to them (numeric
     parameters standardised over their range, on a log scale where the distribution is; a
     categorical mismatch counts as a full range), reports its curve step by step with
-    ``trial.report`` and ``trial.should_prune()``, and returns its last value. A NaN step is
+    ``trial.report`` and ``trial.should_prune()``, and returns its final value (the table's
+    ``value`` where it has one, else the last step's). A row that stopped itself before the
+    last step (a ``value`` and a curve that ends early) stops there too. A NaN step is
     reported like any other; a curve that ends non-finite returns NaN (Optuna marks it FAIL).
     With ``checkpoint_dir``, the steps replayed so far are checkpointed after each report
     (:class:`~optuna_lcpred.checkpoint.TrialCheckpoint`), so a retried trial resumes its row
@@ -113,8 +115,9 @@ class ReplayObjective:
         }
         row = self.nearest_row(params)
         trial.set_user_attr("lcpred:row", row)
-        curve = self._table.curves[row]
-        steps = [int(step) for step in self._table.steps]
+        end = int(self._table.end_indices[row])
+        curve = self._table.curves[row, : end + 1]
+        steps = [int(step) for step in self._table.steps[: end + 1]]
         checkpoint = (
             TrialCheckpoint(self._checkpoint_dir, trial)
             if self._checkpoint_dir is not None
@@ -124,12 +127,10 @@ class ReplayObjective:
         if checkpoint is not None and (saved := checkpoint.load()) is not None:
             done = int(saved[1]["replayed"])
             checkpoint.report([float(v) for v in curve[:done]], steps[:done])
-        value = float(curve[done - 1]) if done else math.nan
         for index in range(done, len(steps)):
             if self._step_seconds:
                 time.sleep(self._step_seconds)
-            value = float(curve[index])
-            trial.report(value, steps[index])
+            trial.report(float(curve[index]), steps[index])
             if checkpoint is not None:
                 checkpoint.save(steps[index], {"replayed": index + 1})
             if index < len(steps) - 1 and trial.should_prune():
@@ -138,7 +139,7 @@ class ReplayObjective:
                 raise optuna.TrialPruned(f"pruned at step {steps[index]}")
         if checkpoint is not None:
             checkpoint.remove()
-        return value
+        return float(self._table.final_values[row])
 
     def _encode(self, name: str, values: np.ndarray) -> np.ndarray:
         dist = self._distributions[name]

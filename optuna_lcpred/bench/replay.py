@@ -193,8 +193,9 @@ def replay(
 
         nearest = ReplayObjective(table)
         rows = np.zeros(n_trials, dtype=np.int64)  # filled as the sampler proposes
-    n_steps = table.n_steps
     steps = [int(s) for s in table.steps]
+    ends = table.end_indices  # a row that stopped itself completes there, with its value
+    finals = table.final_values
     distributions = table.distributions()
     study = optuna.create_study(
         storage=storage,
@@ -237,8 +238,9 @@ def replay(
             run.trial.report(value, steps[index])
             total_steps += 1
             state: TrialState | None = None
-            if index == n_steps - 1:
-                state = TrialState.COMPLETE if math.isfinite(value) else TrialState.FAIL
+            if index == ends[run.row]:
+                final = float(finals[run.row])
+                state = TrialState.COMPLETE if math.isfinite(final) else TrialState.FAIL
             else:
                 prune = run.trial.should_prune()
                 if settle is not None:
@@ -250,7 +252,7 @@ def replay(
                 heapq.heappush(events, (now + 1, worker))
                 continue
             if state == TrialState.COMPLETE:
-                study.tell(run.trial, value)
+                study.tell(run.trial, float(finals[run.row]))
             else:
                 study.tell(run.trial, state=state)
             finished.append(
@@ -262,7 +264,7 @@ def replay(
                     end=now,
                     steps_trained=index + 1,
                     state=state.name,
-                    final=float(table.final_values[run.row]),
+                    final=float(finals[run.row]),
                     cumulative_steps=total_steps,
                 )
             )
@@ -274,12 +276,9 @@ def replay(
         pruner=label or type(pruner).__name__,
         seed=seed,
         workers=workers,
-        n_steps=n_steps,
+        n_steps=table.n_steps,
         trials=tuple(finished),
-        drawn_finals=tuple(
-            float(v)
-            for v in (table.final_values if nearest is not None else table.final_values[rows])
-        ),
+        drawn_finals=tuple(float(v) for v in (finals if nearest is not None else finals[rows])),
     )
 
 

@@ -331,11 +331,13 @@ def _run_one(
 
 
 def _oracle_run(table: CurveTable, n_trials: int, seed: int, early: int = 30) -> RunSummary:
-    finals = table.final_values[draw_rows(table, n_trials, seed)]
-    outcome = oracle_outcome(finals, table.n_steps)
+    rows = draw_rows(table, n_trials, seed)
+    finals = table.final_values[rows]
+    lengths = table.end_indices[rows] + 1
+    outcome = oracle_outcome(finals, table.n_steps, lengths)
     completed = [float(finals[i]) for i in outcome.completed]
     n_early = min(early, n_trials)
-    early_steps = oracle_outcome(finals[:n_early], table.n_steps).steps_trained
+    early_steps = oracle_outcome(finals[:n_early], table.n_steps, lengths).steps_trained
     return RunSummary(
         seed=seed,
         epochs_fraction=epochs_fraction(outcome.steps_trained, n_trials, table.n_steps),
