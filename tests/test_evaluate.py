@@ -131,6 +131,22 @@ def test_diverged_trials_are_left_out(table: CurveTable) -> None:
             assert all(np.isfinite(v) for v in result.values())
 
 
+def test_runs_that_stopped_themselves_score_only_where_they_ran() -> None:
+    rng = np.random.default_rng(0)
+    finals = rng.uniform(0.2, 1.0, 30)
+    curves = np.column_stack([finals + 1.0, finals + 0.5] + [finals] * 8)  # flat from step 2
+    curves[20:, 2:] = np.nan  # ten runs stopped themselves after two steps ...
+    values = finals.copy()
+    values[20:] = finals[20:] - 0.3  # ... and returned another number than their last report
+    table = CurveTable({"x": np.arange(30.0)}, np.arange(10), curves, finals=values)
+    scores = evaluate_table(table, ["last"], [0.1, 0.5])
+    # At half the curve only the 20 runs that got there are scored: the last value is exact.
+    assert scores["last"]["0.5"]["mae"] == pytest.approx(0.0, abs=1e-12)
+    # At a tenth every run had reported: the ten that stopped count, with their values.
+    expected = (20 * 1.0 + 10 * 1.3) / 30
+    assert scores["last"]["0.1"]["mae"] == pytest.approx(expected)
+
+
 def test_evaluate_rejects_bad_arguments(table: CurveTable) -> None:
     with pytest.raises(ValueError, match=r"unknown predictor.*'nope'"):
         evaluate_table(table, ["nope"], [0.5])

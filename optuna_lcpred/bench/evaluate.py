@@ -108,6 +108,10 @@ def evaluate_table(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Scores of each predictor at each observed fraction, by grouped K-fold CV.
 
+    A fraction scores the runs that have a final value and reported up to it: a diverged run
+    is left out, and so, from the fractions it did not reach, is a run that stopped itself
+    (a table's ``value`` with a curve that ends early).
+
     Args:
         table: The learning curves.
         predictors: Registered predictor names (see :func:`available_predictors`).
@@ -130,13 +134,14 @@ def evaluate_table(
     for fraction in fractions:
         observed_steps(fraction, table.n_steps)
     finals = table.final_values
+    ends = table.end_indices  # a run that stopped itself says nothing about later fractions
     hyper = encode_hyperparameters(table.params)
     groups = table.config_groups()
     results: dict[str, dict[str, dict[str, float]]] = {p: {} for p in predictors}
     for fraction in fractions:
         n_obs = observed_steps(fraction, table.n_steps)
         prefix = observed_prefix(table.curves, n_obs)
-        usable = np.isfinite(finals) & np.isfinite(prefix).any(axis=1)
+        usable = np.isfinite(finals) & np.isfinite(prefix).any(axis=1) & (ends >= n_obs - 1)
         n_groups = len(np.unique(groups[usable]))
         if n_groups < 2:
             raise ValueError(
