@@ -145,6 +145,9 @@ def test_export_curves_from_sqlite(tmp_path: Path) -> None:
     table = read_curve_table(out)
     assert table.n_trials == 2 and table.steps.tolist() == [0, 1, 2]
     assert table.curves[1].tolist() == [1.2, 0.2 + 1 / 2, 0.2 + 1 / 3]
+    # Each trial's objective value travels in the value column: the final is what it returned.
+    assert out.read_text().splitlines()[0] == "param_x,value,loss_0,loss_1,loss_2"
+    assert table.final_values.tolist() == [0.3, 0.2]
     run = cli("export-curves", "--storage", storage, "--study", "nope", str(out), check=False)
     assert run.returncode == 1 and "'nope'" in run.stderr
     # Optuna's CLI names a study with --study-name; it works here too.
