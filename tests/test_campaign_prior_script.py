@@ -59,38 +59,37 @@ def test_self_stopped_runs_end_at_their_patience_and_return_their_best_loss(
     np.testing.assert_allclose(lowered.finals - stopped.finals, [shift, shift, np.nan])
 
 
-def test_without_a_prior_it_replays_what_bench_with_a_prior_split_draws(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("priors", "spec"),
+    [
+        ((), "lcpred:prior=none"),  # the default priors; "none" comes first
+        (("split", "values-dropped"), "lcpred"),  # "split": the half bench --prior-split gives
+    ],
+)
+def test_its_first_prior_replays_what_bench_with_a_prior_split_draws(
+    tmp_path: Path, priors: tuple[str, ...], spec: str
+) -> None:
     table = make_table(n_trials=40, n_steps=10, noise=0.01, name="small")
     path = tmp_path / "small.csv"
     write_curve_table(table, path)
+    chosen = ("--priors", ",".join(priors)) if priors else ()
     run = run_benchmark_script(
-        "campaign_prior", path, "--seeds", "2", "--trials", "15", "--jobs", "1"
+        "campaign_prior", path, "--seeds", "2", "--trials", "15", "--jobs", "1", *chosen
     )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
-    assert lines[1].split()[1:] == ["none", "pruned", "harder", "pruned+harder"]
+    assert lines[1].split()[1:] == list(priors or ("none", "pruned", "harder", "pruned+harder"))
     cells = lines[2][40:].replace("/", " ").split()
-    report = run_benchmark(
-        [table], ["lcpred:prior=none"], n_trials=15, seeds=(0, 1), prior_split=0.5
-    ).to_json()
-    result = report["tables"]["small"]["results"]["lcpred:prior=none"]
+    report = run_benchmark([table], [spec], n_trials=15, seeds=(0, 1), prior_split=0.5).to_json()
+    result = report["tables"]["small"]["results"][spec]
     assert float(cells[0]) == pytest.approx(
         np.median(result["epochs_fraction_per_seed"]), abs=6e-4
     )
     assert float(cells[1]) == pytest.approx(np.mean(result["regret_per_seed"]), abs=6e-4)
-    # "split" is the prior half as bench --prior-split gives it.
-    run = run_benchmark_script(
-        "campaign_prior", path, "--seeds", "2", "--trials", "15", "--jobs", "1",
-        "--priors", "split,values-dropped",
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    cells = run.stdout.splitlines()[2][40:].replace("/", " ").split()
-    report = run_benchmark(
-        [table], ["lcpred"], n_trials=15, seeds=(0, 1), prior_split=0.5
-    ).to_json()
-    result = report["tables"]["small"]["results"]["lcpred"]
-    assert float(cells[0]) == pytest.approx(
-        np.median(result["epochs_fraction_per_seed"]), abs=6e-4
-    )
+
+
+def test_unknown_priors_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "small.csv"
+    write_curve_table(make_table(n_trials=40, n_steps=10, name="small"), path)
     bad = run_benchmark_script("campaign_prior", path, "--priors", "split,nope")
     assert bad.returncode == 2 and "--priors: nope" in bad.stderr
