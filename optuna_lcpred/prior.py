@@ -61,7 +61,7 @@ class _Block:
     name: str
     curves: np.ndarray  # (rows, T)
     finals: np.ndarray  # (rows,)
-    ends: np.ndarray  # (rows,) the column of each run's last finite value
+    ends: np.ndarray  # (rows,) the column where each run ended (CurveTable.end_indices)
     params: dict[str, np.ndarray]
     groups: np.ndarray  # (rows,) configuration groups, unique over all blocks
 
@@ -92,14 +92,12 @@ class PriorCurves:
                 continue
             groups = table.config_groups()[usable]
             _, groups = np.unique(groups, return_inverse=True)
-            curves = np.asarray(table.curves[usable], dtype=np.float64)
-            ends = curves.shape[1] - 1 - np.isfinite(curves)[:, ::-1].argmax(axis=1)
             blocks.append(
                 _Block(
                     name=table.name,
-                    curves=curves,
+                    curves=np.asarray(table.curves[usable], dtype=np.float64),
                     finals=np.asarray(finals[usable], dtype=np.float64),
-                    ends=ends,
+                    ends=table.end_indices[usable],
                     params={k: np.asarray(v)[usable] for k, v in table.params.items()},
                     groups=groups + offset,
                 )

@@ -826,7 +826,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         own = self._matrix.finals
         if not len(own):
             return THRESHOLD_FROM_PRIOR_MEDIAN
-        if threshold_raw != self._threshold_of(own):
+        if self._prior_good_final is not None and threshold_raw != self._threshold_of(own):
             return THRESHOLD_FROM_PRIOR_TOP
         return THRESHOLD_FROM_STUDY
 

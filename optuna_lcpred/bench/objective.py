@@ -70,6 +70,8 @@ class ReplayObjective:
         )
         self._step_seconds = step_seconds
         self._checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self._ends = self._table.end_indices
+        self._finals = self._table.final_values
         self._distributions = self._table.distributions()
         self._encoded = {
             name: self._encode(name, values)
@@ -115,7 +117,7 @@ class ReplayObjective:
         }
         row = self.nearest_row(params)
         trial.set_user_attr("lcpred:row", row)
-        end = int(self._table.end_indices[row])
+        end = int(self._ends[row])
         curve = self._table.curves[row, : end + 1]
         steps = [int(step) for step in self._table.steps[: end + 1]]
         checkpoint = (
@@ -139,7 +141,7 @@ class ReplayObjective:
                 raise optuna.TrialPruned(f"pruned at step {steps[index]}")
         if checkpoint is not None:
             checkpoint.remove()
-        return float(self._table.final_values[row])
+        return float(self._finals[row])
 
     def _encode(self, name: str, values: np.ndarray) -> np.ndarray:
         dist = self._distributions[name]
