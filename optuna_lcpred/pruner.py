@@ -383,7 +383,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         predictor: ``"auto"``, one of ``"last"``, ``"linear"``, ``"powerlaw"``, ``"svr"``,
             ``"qsvr"``, or an unfitted :class:`~optuna_lcpred.predictors.CurvePredictor`.
         audit_fraction: Fraction of trials, chosen from the trial number, never pruned for a
-            prediction.
+            prediction: an unbiased measure of the false-prune rate. Each trains to the end,
+            so it costs about that fraction of the epochs of training every trial fully (0.1
+            raised the epochs from 0.138 to 0.232 on the public tables); it does not make the
+            decisions cheaper (docs/benchmarks.md, "Where the epochs go").
         fallback: A pruner that decides while the model is not ready (too few usable COMPLETE
             trials); by default nothing is pruned then. Study files and ``bench`` specs name
             it: ``fallback = "sha"``, or ``{ name = "sha", reduction_factor = 2, min_resource =
