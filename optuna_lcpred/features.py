@@ -159,10 +159,24 @@ class RobustScale:
 
     @classmethod
     def fit(cls, y: np.ndarray) -> RobustScale:
-        """Centre on the median of ``y``; scale by its interquartile range."""
+        """Centre on the median of ``y``; scale by its interquartile range.
+
+        The range has a floor of ``1e-12`` of the targets' typical magnitude (the median of
+        ``|y|``, or their largest if most are zero), below which differences are rounding: so
+        the scale follows the loss's unit, and a loss measured in units a trillion times
+        smaller is scaled, and decided on, as the same loss.
+
+        Example:
+            >>> RobustScale.fit(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+            RobustScale(center=3.0, scale=2.0)
+            >>> RobustScale.fit(np.array([2e-30, 4e-30, 6e-30])).scale
+            2e-30
+        """
+        y = np.asarray(y, dtype=np.float64)
         center = float(np.median(y))
         q25, q75 = np.percentile(y, [25, 75])
-        return cls(center, float(max(q75 - q25, 1e-12 * max(1.0, abs(center)), 1e-300)))
+        magnitude = float(np.median(np.abs(y))) or float(np.max(np.abs(y))) or 1.0
+        return cls(center, float(max(q75 - q25, 1e-12 * magnitude, np.finfo(np.float64).tiny)))
 
     def forward(self, values: np.ndarray | float) -> np.ndarray:
         """``phi(values)``."""
