@@ -275,9 +275,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     The model for a step is chosen by grouped cross-validation among the last observed value, a
     linear map of it, a power-law extrapolation and an RBF ``NuSVR`` (``predictor="auto"``), or
     fixed to one of them. Its spread comes from the out-of-fold residuals of the finished trials
-    that could have won (final at most the median), on a robust ``arcsinh`` scale; the
-    probability uses a Student t with as many degrees of freedom as those residuals allow, so a
-    model fitted on few trials decides cautiously. A step's model is refitted only when new
+    that could have won (final at most the median), on a robust ``arcsinh`` scale fitted to the
+    finals (so decisions do not depend on the loss's unit or offset); the probability uses a
+    Student t with as many degrees of freedom as those residuals allow, so a model fitted on
+    few trials decides cautiously. A step's model is refitted only when new
     COMPLETE trials exist; RUNNING trials are never read.
 
     With ``predictor="qsvr"`` an SVR trained as QUBOs on a D-Wave sampler

@@ -354,9 +354,10 @@ def test_same_reports_same_decision() -> None:
         assert a.trials[ta.number].user_attrs == b.trials[tb.number].user_attrs
 
 
-def _decisions_at_scale(unit: float) -> list[tuple[int, str, float]]:
-    """A study of noisy curves with the pruner's defaults, every loss multiplied by ``unit``:
-    each trial's state and its last probability of beating the threshold."""
+def _decisions_at_scale(unit: float, offset: float = 0.0) -> list[tuple[int, str, float]]:
+    """A study of noisy curves with the pruner's defaults, every loss multiplied by ``unit``
+    and shifted by ``offset``: each trial's state and its last probability of beating the
+    threshold."""
     rng = np.random.default_rng(0)
     study = optuna.create_study(
         pruner=LCPredictionPruner(), sampler=optuna.samplers.RandomSampler(seed=0)
@@ -365,7 +366,7 @@ def _decisions_at_scale(unit: float) -> list[tuple[int, str, float]]:
         trial = study.ask(SPACE)
         x = trial.params["x"]
         for step in range(STEPS):
-            value = unit * ((x + 0.1) * (1 + 5 / (1 + step)) + rng.normal(0, 0.01))
+            value = offset + unit * ((x + 0.1) * (1 + 5 / (1 + step)) + rng.normal(0, 0.01))
             trial.report(value, step)
             if trial.should_prune():
                 study.tell(trial, state=TrialState.PRUNED)
@@ -378,14 +379,14 @@ def _decisions_at_scale(unit: float) -> list[tuple[int, str, float]]:
     ]
 
 
-def test_decisions_do_not_depend_on_the_loss_s_unit() -> None:
+def test_decisions_do_not_depend_on_the_loss_s_unit_or_offset() -> None:
     reference = _decisions_at_scale(1.0)
     assert sum(state == "PRUNED" for _, state, _ in reference) >= 10  # the test can fail
-    for unit in (1e-30, 1e-12, 1e12):
-        decisions = _decisions_at_scale(unit)
-        assert [d[:2] for d in decisions] == [r[:2] for r in reference], unit
+    for unit, offset in ((1e-30, 0.0), (1e-12, 0.0), (1e12, 0.0), (1.0, 1e3), (1.0, -100.0)):
+        decisions = _decisions_at_scale(unit, offset)
+        assert [d[:2] for d in decisions] == [r[:2] for r in reference], (unit, offset)
         probs = [d[2] for d in decisions]
-        assert probs == pytest.approx([r[2] for r in reference], abs=1e-6), unit
+        assert probs == pytest.approx([r[2] for r in reference], abs=1e-6), (unit, offset)
 
 
 def test_refit_only_when_new_complete_trials(monkeypatch: pytest.MonkeyPatch) -> None:
