@@ -315,6 +315,11 @@ def read_curve_table(path: str | Path, *, name: str | None = None) -> CurveTable
         CurveTableError: The file is not a curve table: no header, no ``loss_`` column, an
             unknown column, a duplicate parameter or step, a ragged row, a non-numeric loss cell,
             or no trial rows. The message names the file, column and row.
+
+    Example:
+        >>> table = read_curve_table("mlpf_delphes")  # the MLPF table bundled with the package
+        >>> table.n_trials, table.n_steps
+        (296, 100)
     """
     file = resolve_table_path(path)
     with open(file, newline="", encoding="utf-8") as handle:
@@ -400,6 +405,20 @@ def write_curve_table(table: CurveTable, path: str | Path | TextIO) -> None:
     Args:
         table: The table.
         path: A file path, or an open text handle (e.g. ``sys.stdout``).
+
+    Example:
+        >>> import sys
+        >>> import numpy as np
+        >>> table = CurveTable(
+        ...     params={"lr": np.array([0.1, 0.01])},
+        ...     steps=np.arange(3),
+        ...     curves=np.array([[3.0, 2.0, 1.5], [3.0, 2.5, np.nan]]),
+        ...     name="toy",
+        ... )
+        >>> write_curve_table(table, sys.stdout)
+        param_lr,loss_0,loss_1,loss_2
+        0.1,3.0,2.0,1.5
+        0.01,3.0,2.5,
     """
     if isinstance(path, (str, Path)):
         with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -444,6 +463,21 @@ def study_to_curve_table(
     Raises:
         ValueError: The study is multi-objective, or no trial of those states reported an
             intermediate value.
+
+    Example:
+        >>> import optuna
+        >>> def objective(trial):
+        ...     x = trial.suggest_float("x", 0.0, 1.0)
+        ...     for step in range(3):
+        ...         trial.report(x + 1.0 / (step + 1), step)
+        ...     return x + 1.0 / 3
+        >>> study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        >>> study.optimize(objective, n_trials=4)
+        >>> table = study_to_curve_table(study)
+        >>> table.n_trials, list(table.params), table.steps.tolist()
+        (4, ['x'], [0, 1, 2])
+        >>> bool(np.allclose(table.final_values, table.curves[:, -1]))
+        True
     """
     from optuna.study import StudyDirection
     from optuna.trial import TrialState

@@ -149,6 +149,16 @@ class StudyReport:
             (``lcpred:kept_by_rules``; a trial kept by two rules is listed under both).
         kept_became_best: Of those, the trials that finished better than every trial
             completed before them: what the rules saved.
+
+    Example:
+        Built by :func:`study_report` from a study's trials; a study without pruned trials:
+
+        >>> import optuna
+        >>> study = optuna.create_study()
+        >>> study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=3)
+        >>> report = study_report(study)
+        >>> report.counts["complete"], report.pruned, report.calibration_source
+        (3, [], 'none')
     """
 
     study: str

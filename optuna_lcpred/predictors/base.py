@@ -25,6 +25,22 @@ class CurvePredictor(RegressorMixin, BaseEstimator):  # type: ignore[misc]
     ----------
     n_steps : int or None, default=None
         How many leading columns of ``X`` are the observed curve; None means all of them.
+
+    Examples
+    --------
+    A predictor of the best value seen so far, as a subclass (it learns nothing across trials,
+    so ``_fit`` only marks it fitted):
+
+    >>> import numpy as np
+    >>> class BestSoFar(CurvePredictor):
+    ...     def _fit(self, curves, extra, y):
+    ...         self.fitted_ = True
+    ...
+    ...     def _predict(self, curves, extra):
+    ...         return np.nanmin(curves, axis=1)
+    >>> X = np.array([[3.0, 2.0, 2.5], [4.0, 3.5, np.nan]])
+    >>> BestSoFar().fit(X, [2.0, 3.0]).predict(X)
+    array([2. , 3.5])
     """
 
     #: True when predictions depend on each curve alone (nothing is learned across trials), so
