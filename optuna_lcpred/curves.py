@@ -409,16 +409,12 @@ def write_curve_table(table: CurveTable, path: str | Path | TextIO) -> None:
     Example:
         >>> import sys
         >>> import numpy as np
-        >>> table = CurveTable(
-        ...     params={"lr": np.array([0.1, 0.01])},
-        ...     steps=np.arange(3),
-        ...     curves=np.array([[3.0, 2.0, 1.5], [3.0, 2.5, np.nan]]),
-        ...     name="toy",
-        ... )
+        >>> curves = np.array([[2.0, 1.25], [3.0, np.nan]])  # the second run diverged
+        >>> table = CurveTable({"width": np.array([64, 128])}, np.array([0, 5]), curves, "w")
         >>> write_curve_table(table, sys.stdout)
-        param_lr,loss_0,loss_1,loss_2
-        0.1,3.0,2.0,1.5
-        0.01,3.0,2.5,
+        param_width,loss_0,loss_5
+        64,2.0,1.25
+        128,3.0,
     """
     if isinstance(path, (str, Path)):
         with open(path, "w", newline="", encoding="utf-8") as handle:
