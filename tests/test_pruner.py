@@ -93,6 +93,25 @@ def test_far_worse_is_pruned_and_better_than_all_is_not() -> None:
     assert not pruned  # below every finished curve: likely the new best
 
 
+@pytest.mark.parametrize(
+    ("max_resource", "last_step", "pruned"),
+    [
+        (5, 4, True),  # before the final step
+        (5, 5, False),  # at it: nothing left to save
+        (5, 7, False),  # beyond it
+        ("auto", 5, True),  # "auto": the finished trials' last step, 9
+        ("auto", 9, False),
+        (20, 9, True),  # a longer training than the finished trials': step 9 is not final
+    ],
+)
+def test_max_resource_is_the_step_of_the_final_value(
+    max_resource: int | str, last_step: int, pruned: bool
+) -> None:
+    study, _ = make_study(max_resource=max_resource)  # finished curves of steps 0-9
+    _, decision = running(study, 0.95, [50.0] * (last_step + 1))  # far above all of them
+    assert decision is pruned
+
+
 def test_two_looks_must_agree_before_a_trial_is_pruned() -> None:
     good = curve_for(0.0)[:4]  # below every finished curve
     spike = [*good, 40.0]  # then one far-off value (a noisy evaluation, a bad batch)
@@ -663,6 +682,76 @@ def test_with_few_peers_a_trial_better_than_all_of_them_is_kept(
     # One that is not better than every finished trial at its step is still pruned.
     _, decision = running(study, 0.95, [3.5, 3.4, 3.3])
     assert decision
+
+
+def _plateau_study(n_smooth: int, n_plateau: int) -> optuna.Study:
+    """A study with finished runs of two kinds, 12 steps each: smooth curves settling at
+    0.4-1.2, and runs flat at 2.0 of which every second one drops to 0.25-0.35 at its last
+    step (a run escaping a plateau, which nothing before that step announces)."""
+    from optuna.trial import create_trial
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(12)
+    study = optuna.create_study(
+        sampler=optuna.samplers.RandomSampler(seed=1),
+        # The escapes land below the quarter quantile of the finals (about 0.62).
+        pruner=LCPredictionPruner(threshold=0.25),
+    )
+    trials = []
+    for i in range(n_smooth + n_plateau):
+        if i < n_smooth:
+            final = rng.uniform(0.4, 1.2)
+            curve = final + np.exp(-steps / 3.0) + rng.normal(0.0, 0.005, steps.size)
+        else:
+            curve = 2.0 + rng.normal(0.0, 0.005, steps.size)
+            if i % 2:
+                curve[-1] = rng.uniform(0.25, 0.35)
+        trials.append(
+            create_trial(
+                params={"x": rng.uniform()},
+                distributions=SPACE,
+                value=float(curve[-1]),
+                intermediate_values={int(s): float(v) for s, v in enumerate(curve)},
+            )
+        )
+    study.add_trials(trials)
+    return study
+
+
+@pytest.mark.parametrize("neighbours", [True, False])
+def test_runs_that_stood_where_a_trial_stands_vouch_for_it(
+    monkeypatch: pytest.MonkeyPatch, neighbours: bool
+) -> None:
+    # 300 smooth runs make the cross-validated spread small, so the spread alone calls a run
+    # on the plateau hopeless; but half of the 40 finished runs that stood there (same level,
+    # flat) escaped below the threshold. From 3 x 30 cross-validated runs on, the 30 nearest by
+    # level and slope give a probability of their own, and the larger of the two decides.
+    if not neighbours:
+        monkeypatch.setattr(pruner_module, "_NEIGHBOURS", 10**6)  # never enough runs
+    study = _plateau_study(300, 40)
+    trial = study.ask(SPACE)
+    pruned_at = None
+    for step in range(6):
+        trial.report(2.0, step)
+        if trial.should_prune():
+            pruned_at = step
+            break
+    prob = study.trials[trial.number].user_attrs["lcpred:prob_improve"]
+    if neighbours:
+        # About half the 30 neighbours escaped: (1 + escaped) / 31.
+        assert pruned_at is None and 0.3 < prob < 0.7
+    else:
+        assert pruned_at is not None and prob < 0.06
+    # A smooth run far above every finished one has neighbours that never beat their
+    # prediction by what it needs: the local view agrees with the spread, and it is stopped.
+    trial = study.ask(SPACE)
+    pruned = False
+    for step, value in enumerate(4.0 + np.exp(-np.arange(6) / 3.0)):
+        trial.report(float(value), step)
+        if pruned := trial.should_prune():
+            break
+    assert pruned
+    assert study.trials[trial.number].user_attrs["lcpred:prob_improve"] < 0.06
 
 
 def test_keep_top_must_be_a_fraction() -> None:
