@@ -33,6 +33,10 @@ def test_writes_a_table_of_validation_losses_that_repeats(tmp_path: Path) -> Non
     assert finite.size and (finite > 0).all() and (finite < 50).all()
     # Each run is seeded by its row: the table does not depend on how many processes train.
     assert paths[0].read_text() == paths[1].read_text()
+    # The best-so-far table: the running minimum of the same curves.
+    best = read_curve_table(tmp_path / "one" / "digits_mlp_best.csv")
+    np.testing.assert_array_equal(best.curves, np.minimum.accumulate(table.curves, axis=1))
+    assert (np.diff(best.curves, axis=1) <= 0).all()
 
 
 def test_bad_counts_are_one_line_errors(tmp_path: Path) -> None:
