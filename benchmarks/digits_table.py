@@ -24,6 +24,7 @@ fitted to the pruner (docs/benchmarks.md, "Curves of other kinds").
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -49,7 +50,9 @@ def draw_settings(rows: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
+@functools.lru_cache(maxsize=1)
 def _data(seed: int) -> tuple[Any, Any, Any, Any]:
+    """The standardised training and validation split (made once per process)."""
     import torch
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
