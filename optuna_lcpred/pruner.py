@@ -167,6 +167,11 @@ class _StepModel:
     # The best (lowest, loss orientation) value any training row had at the step: a trial
     # below it lies outside what the model was fitted on.
     low: float = -math.inf
+    # The worst value any training row had at the step, and the largest improvement any of
+    # them made from there to its final (on the model's robust scale): a trial above ``high``
+    # is predicted to improve by at most ``best_recovery``.
+    high: float = math.inf
+    best_recovery: float = -math.inf
 
 
 @dataclass(frozen=True)
@@ -278,7 +283,10 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
     that could have won (final at most the median), on a robust ``arcsinh`` scale fitted to the
     finals (so decisions do not depend on the loss's unit or offset); the probability uses a
     Student t with as many degrees of freedom as those residuals allow, so a model fitted on
-    few trials decides cautiously. A step's model is refitted only when new
+    few trials decides cautiously. A trial worse at its step than every run the model was
+    fitted on is predicted to improve by at most as much as the training run that improved most
+    from that step (far from all of them an RBF SVR would predict their mean final, however bad
+    the trial). A step's model is refitted only when new
     COMPLETE trials exist; RUNNING trials are never read.
 
     With ``predictor="qsvr"`` an SVR trained as QUBOs on a D-Wave sampler
@@ -1049,6 +1057,13 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         member_spread = getattr(selected.model, "predict_spread", None)
         if member_spread is not None:  # an ensemble: wider where its members disagree
             spread = max(spread, float(member_spread(X)[0]))
+        if X[0, k] > model.high and mu < float(scale.forward(X[0, k])) + model.best_recovery:
+            # Worse at this step than every run the model was fitted on: an RBF SVR reverts to
+            # the training runs' mean there (a run at 18.5 predicted to end at 0.12 when the
+            # worst training run stood at 2.3), so the prediction is bounded by the largest
+            # recovery from this step that any training run made.
+            mu = float(scale.forward(X[0, k])) + model.best_recovery
+            mu_raw = float(scale.inverse(mu))
         dof = max(1, selected.residuals.size - 1)
         needed = float(scale.forward(threshold_raw)) - mu  # the residual that would beat it
         z = needed / spread
@@ -1200,6 +1215,8 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 n_prior=n_prior,
                 anchors=_anchors(X[:, : k + 1], selected.scale),
                 low=_lowest(X[:, k]),
+                high=-_lowest(-X[:, k]),
+                best_recovery=_best_recovery(X[:, k], y, selected.scale),
             )
 
         if not background:
@@ -1362,6 +1379,14 @@ def _anchors(curves: np.ndarray, scale: Any) -> np.ndarray:
 
 def _lowest(column: np.ndarray) -> float:
     finite = column[np.isfinite(column)]
+    return float(finite.min()) if finite.size else -math.inf
+
+
+def _best_recovery(column: np.ndarray, finals: np.ndarray, scale: Any) -> float:
+    """The largest improvement (most negative change, on ``scale``) from a training row's
+    value at the step (``column``) to its final; ``-inf`` (no bound) without a finite pair."""
+    change = scale.forward(finals) - scale.forward(column)
+    finite = change[np.isfinite(change)]
     return float(finite.min()) if finite.size else -math.inf
 
 

@@ -93,6 +93,23 @@ def test_far_worse_is_pruned_and_better_than_all_is_not() -> None:
     assert not pruned  # below every finished curve: likely the new best
 
 
+def test_a_trial_worse_than_every_training_run_is_not_predicted_back_among_them() -> None:
+    # An RBF SVR reverts to its training runs' mean far from all of them; a run far above every
+    # finished curve must not be predicted to end among them.
+    study, _ = make_study(predictor="svr")
+    finals = [t.value for t in study.trials]
+    trial, pruned = running(study, 0.5, [50.0])
+    flush_annotations()
+    attrs = study.trials[trial.number].user_attrs
+    assert attrs["lcpred:pred_final"] > max(finals)  # no better than the best recovery seen
+    assert pruned  # and so hopeless at its first report
+    # Inside the finished curves' range the model's own prediction stands: a run on the worst
+    # finished curve is predicted as the SVR predicts it, among the finished finals.
+    trial, _ = running(study, 0.9, curve_for(0.9)[:1])
+    flush_annotations()
+    assert min(finals) <= study.trials[trial.number].user_attrs["lcpred:pred_final"] < max(finals)
+
+
 @pytest.mark.parametrize(
     ("max_resource", "last_step", "pruned"),
     [
