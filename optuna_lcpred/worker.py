@@ -142,7 +142,7 @@ def with_installed_driver(url: str) -> str:
     SQLAlchemy's default driver for a bare ``postgresql://`` depends on its version (psycopg2
     before 2.1, psycopg 3 since), whatever is installed. The ``postgres`` extra installs
     psycopg2, which also works with every Optuna version we admit (Optuna 4.0's best-trial
-    query fails under psycopg 3's strict typing).
+    query failed under psycopg 3's strict typing).
     """
     import importlib.util
 

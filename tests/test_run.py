@@ -229,6 +229,28 @@ def test_a_killed_local_worker_is_recovered(tmp_path: Path) -> None:
     assert len(retried) == 1
 
 
+def test_a_journal_lock_left_by_a_killed_worker_expires(tmp_path: Path) -> None:
+    # A worker killed while it appends to the journal leaves the lock behind (a symlink next to
+    # the file). Optuna breaks it once it has not changed for 30 s (since 4.3, hence the floor in
+    # pyproject.toml); before, every other worker waited for it for ever. In a subprocess with a
+    # time limit, so that a lock that never expires fails this test instead of hanging the suite.
+    url = f"journal:{tmp_path / 'j.journal'}"
+    optuna.create_study(study_name="s", storage=open_storage(url))
+    os.symlink(tmp_path / "j.journal", tmp_path / "j.journal.lock")  # what the killed one left
+    script = (
+        "import optuna; from optuna_lcpred.storage import open_storage; "
+        f"study = optuna.load_study(study_name='s', storage=open_storage({url!r})); "
+        "study.tell(study.ask(), 1.0); print(len(study.trials))"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=150
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "1"  # the trial was written past the stale lock
+    assert time.monotonic() - started >= 25  # by expiring it, not by finding it free
+
+
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_sigkilled_worker_is_failed_by_heartbeat_and_retried(tmp_path: Path, pg_url: str) -> None:
     study_file = _study_file(tmp_path, n_trials=8, step_seconds=0.01, checkpoint_dir="ckpt")
