@@ -1057,13 +1057,14 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
         member_spread = getattr(selected.model, "predict_spread", None)
         if member_spread is not None:  # an ensemble: wider where its members disagree
             spread = max(spread, float(member_spread(X)[0]))
-        if X[0, k] > model.high and mu < float(scale.forward(X[0, k])) + model.best_recovery:
+        if X[0, k] > model.high:
             # Worse at this step than every run the model was fitted on: an RBF SVR reverts to
             # the training runs' mean there (a run at 18.5 predicted to end at 0.12 when the
             # worst training run stood at 2.3), so the prediction is bounded by the largest
             # recovery from this step that any training run made.
-            mu = float(scale.forward(X[0, k])) + model.best_recovery
-            mu_raw = float(scale.inverse(mu))
+            bound = float(scale.forward(X[0, k])) + model.best_recovery
+            if mu < bound:
+                mu, mu_raw = bound, float(scale.inverse(bound))
         dof = max(1, selected.residuals.size - 1)
         needed = float(scale.forward(threshold_raw)) - mu  # the residual that would beat it
         z = needed / spread
@@ -1215,7 +1216,7 @@ class LCPredictionPruner(optuna.pruners.BasePruner):
                 n_prior=n_prior,
                 anchors=_anchors(X[:, : k + 1], selected.scale),
                 low=_lowest(X[:, k]),
-                high=-_lowest(-X[:, k]),
+                high=_highest(X[:, k]),
                 best_recovery=_best_recovery(X[:, k], y, selected.scale),
             )
 
@@ -1380,6 +1381,11 @@ def _anchors(curves: np.ndarray, scale: Any) -> np.ndarray:
 def _lowest(column: np.ndarray) -> float:
     finite = column[np.isfinite(column)]
     return float(finite.min()) if finite.size else -math.inf
+
+
+def _highest(column: np.ndarray) -> float:
+    finite = column[np.isfinite(column)]
+    return float(finite.max()) if finite.size else math.inf
 
 
 def _best_recovery(column: np.ndarray, finals: np.ndarray, scale: Any) -> float:
